@@ -23,7 +23,11 @@ class RNGStateCheckpoint(Callback):
         self._pending: dict | None = None
 
     def state_dict(self) -> dict:
-        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        # Only tensors and Python primitives, so checkpoints load with torch.load(weights_only=True).
+        _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+        state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
@@ -36,7 +40,11 @@ class RNGStateCheckpoint(Callback):
             return
         state_dict, self._pending = self._pending, None
         random.setstate(state_dict["python"])
-        np.random.set_state(state_dict["numpy"])
+        numpy_state = state_dict["numpy"]
+        np.random.set_state(
+            ("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+             numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+        )
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])

@@ -39,7 +39,10 @@ def instantiate_data_and_model(cfg: DictConfig) -> tuple[LightningDataModule, Li
     """The datamodule decides the classes; the model is built for them."""
     datamodule = hydra.utils.instantiate(cfg.data)
     class_names = list(datamodule.class_names)
-    model = hydra.utils.instantiate(cfg.model, net={"num_classes": len(class_names)}, class_names=class_names)
+    # _convert_="all": plain lists/dicts in the hyperparameters, so checkpoints load with weights_only=True.
+    model = hydra.utils.instantiate(
+        cfg.model, net={"num_classes": len(class_names)}, class_names=class_names, _convert_="all"
+    )
     return datamodule, model
 
 

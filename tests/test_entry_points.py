@@ -1,0 +1,95 @@
+"""train.py / evaluate.py end to end, as a user runs them (subprocesses, real Hydra, real loggers)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["debug=fast", "logger=csv"]
+
+
+def run(script: str, *overrides: str, run_dir: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment = {key: value for key, value in environment.items() if value is not None}  # None: unset
+    command = [sys.executable, str(ROOT / script), *overrides, f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu"])
+@pytest.mark.parametrize("logger", ["wandb", "csv"])
+def test_config_groups_compose(trainer, logger):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"trainer={trainer}", f"logger={logger}"])
+    assert cfg.model.net._target_ == "networks.deepconvlstm.DeepConvLSTM"
+    assert cfg.data.pipeline.target_hz == 50.0
+    assert cfg.trainer.devices in (1, 2, -1)
+    assert "wandb" in cfg.logger if logger == "wandb" else set(cfg.logger) == {"csv"}
+
+
+def test_train_then_evaluate_writes_matching_metrics(tmp_path):
+    result = run("train.py", *FAST, run_dir=tmp_path / "train")
+    trained = metrics(tmp_path / "train")
+    assert {"val/balanced_acc", "val/macro_f1", "test/balanced_acc", "test/macro_f1"} <= set(trained)
+    assert all(0.0 <= trained[k] <= 1.0 for k in ("val/balanced_acc", "test/balanced_acc"))
+    assert "test/balanced_acc" in result.stdout  # metrics are printed
+    checkpoints = tmp_path / "train" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    best = next(p for p in checkpoints.glob("epoch_*.ckpt"))
+    run("evaluate.py", "debug=fast", "logger=null", f"ckpt_path={best}", run_dir=tmp_path / "eval")
+    evaluated = metrics(tmp_path / "eval")
+    for key in ("test/balanced_acc", "test/macro_f1", "test/loss"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
+
+
+def test_evaluate_names_a_missing_checkpoint(tmp_path):
+    command = [sys.executable, str(ROOT / "evaluate.py"), "debug=fast", f"ckpt_path={tmp_path}/nope.ckpt",
+               f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "nope.ckpt" in result.stderr
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    common = [*FAST, "trainer.max_epochs=2", "test=false"]
+    run("train.py", *common, run_dir=tmp_path / "straight")
+    run("train.py", *FAST, "trainer.max_epochs=1", "test=false", run_dir=tmp_path / "first_half")
+    last = tmp_path / "first_half" / "checkpoints" / "last.ckpt"
+    run("train.py", *common, f"ckpt_path={last}", run_dir=tmp_path / "resumed")
+    straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
+
+
+def test_wandb_logs_offline_without_credentials(tmp_path):
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": None, "WANDB_MODE": None, "NETRC": str(tmp_path / "none")}
+    run("train.py", "debug=fast", "logger=wandb", "test=false", run_dir=tmp_path / "run", env=env)
+    offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert list(offline_runs[0].glob("*.wandb")), "the offline run holds a .wandb log to sync later"
+
+
+@pytest.mark.slow
+def test_hydra_multirun_over_seeds(tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), "-m", *FAST, "test=false", "seed=1,2",
+               f"hydra.sweep.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    runs = [metrics(tmp_path / str(i)) for i in (0, 1)]
+    assert runs[0]["val/loss"] != runs[1]["val/loss"]
+
+
+@pytest.mark.slow
+def test_train_with_ddp_on_two_cpu_processes(tmp_path):
+    run("train.py", *FAST, "trainer=ddp_cpu", run_dir=tmp_path)
+    assert "test/balanced_acc" in metrics(tmp_path)
