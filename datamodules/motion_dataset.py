@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from motion.procedural.dataset import SAFETY_LABELS
 from virtual_imu.noise import WhiteNoiseBias
-
-SAFETY_CLASSES = ("safe", "unsafe")
 
 
 class MotionSet(Protocol):
@@ -63,7 +62,7 @@ class MotionClipDataset(Dataset):
         return {
             "joints": torch.as_tensor(np.asarray(clip.joints, dtype=np.float32)),
             "label": torch.tensor(self.class_names.index(clip.activity)),
-            "safety": torch.tensor(SAFETY_CLASSES.index(clip.safety)),
+            "safety": torch.tensor(SAFETY_LABELS.index(clip.safety)),
             "clip_index": torch.tensor(index),
             "noise_white": white,
             "noise_bias": bias,

@@ -148,6 +148,9 @@ class VirtualIMUDataModule(LightningDataModule):
             sampler=sampler,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            # A loader draws its workers' base seed from this generator, not from the global one, so
+            # loading never shifts the global stream (dropout) — a resumed run stays on the same stream.
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -46,7 +46,7 @@ def test_train_then_evaluate_writes_matching_metrics(tmp_path):
     checkpoints = tmp_path / "train" / "checkpoints"
     assert (checkpoints / "last.ckpt").is_file()
     best = next(p for p in checkpoints.glob("epoch_*.ckpt"))
-    run("evaluate.py", "debug=fast", "logger=null", f"ckpt_path={best}", run_dir=tmp_path / "eval")
+    run("evaluate.py", "debug=fast", f"ckpt_path={best}", run_dir=tmp_path / "eval")
     evaluated = metrics(tmp_path / "eval")
     for key in ("test/balanced_acc", "test/macro_f1", "test/loss"):
         assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
