@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,8 @@ def test_evaluate_names_a_missing_checkpoint(tmp_path):
 def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     common = [*FAST, "trainer.max_epochs=2", "test=false"]
     run("train.py", *common, run_dir=tmp_path / "straight")
+    # last.ckpt follows every epoch, improved or not (debug models rarely improve)
+    assert torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     run("train.py", *FAST, "trainer.max_epochs=1", "test=false", run_dir=tmp_path / "first_half")
     last = tmp_path / "first_half" / "checkpoints" / "last.ckpt"
     run("train.py", *common, f"ckpt_path={last}", run_dir=tmp_path / "resumed")
