@@ -24,7 +24,9 @@ def main(cfg: DictConfig) -> float | None:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {name: value for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
     if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and cfg.train else ""
+        # test_ckpt "best": the checkpoint with the best validation score; "last": the weights as trained.
+        use_best = cfg.get("test_ckpt", "best") == "best" and trainer.checkpoint_callback and cfg.train
+        best = trainer.checkpoint_callback.best_model_path if use_best else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({n: v for n, v in trainer.callback_metrics.items() if n.startswith("test/")})
     if trainer.is_global_zero:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from motion.procedural.dataset import SAFETY_LABELS
-from virtual_imu.noise import WhiteNoiseBias
+from virtual_imu.pipeline import WristIMUPipeline
 
 
 class MotionSet(Protocol):
@@ -36,14 +36,24 @@ class MotionClipDataset(Dataset):
     """Wraps a motion set; item i → dict of tensors.
 
     Keys: `joints` `[T, J, 3]` float32 (m), `label` (index into `class_names`), `safety` (0 safe, 1 unsafe),
-    `clip_index`, `noise_white` `[T_imu, 6]` and `noise_bias` `[1, 6]` (standard normal draws).
+    `clip_index`, and the pipeline's random draws for the clip (`WristIMUPipeline.draw`: `noise_white`
+    `[T_imu, 6]`, `noise_bias` `[1, 6]`, optionally `mount_jitter` `[4]`).
     """
 
-    def __init__(self, motion_set: MotionSet, *, class_names: Sequence[str], imu_length: int, noise_seed: int):
+    def __init__(
+        self,
+        motion_set: MotionSet,
+        *,
+        class_names: Sequence[str],
+        imu_length: int,
+        noise_seed: int,
+        pipeline: WristIMUPipeline,
+    ):
         self.motion_set = motion_set
         self.class_names = tuple(class_names)
         self.imu_length = imu_length
         self.noise_seed = noise_seed
+        self.pipeline = pipeline
 
     def __len__(self) -> int:
         return len(self.motion_set)
@@ -58,12 +68,10 @@ class MotionClipDataset(Dataset):
         if clip.activity not in self.class_names:
             raise ValueError(f"clip {index} has activity {clip.activity!r}, not one of class_names {self.class_names}")
         generator = torch.Generator().manual_seed(item_seed(self.noise_seed, index))
-        white, bias = WhiteNoiseBias.draw((self.imu_length, 6), generator)
         return {
             "joints": torch.as_tensor(np.asarray(clip.joints, dtype=np.float32)),
             "label": torch.tensor(self.class_names.index(clip.activity)),
             "safety": torch.tensor(SAFETY_LABELS.index(clip.safety)),
             "clip_index": torch.tensor(index),
-            "noise_white": white,
-            "noise_bias": bias,
+            **self.pipeline.draw(self.imu_length, generator),
         }

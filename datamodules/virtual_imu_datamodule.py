@@ -69,6 +69,11 @@ class VirtualIMUDataModule(LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def num_channels(self) -> int:
+        """Channels of the windows the model sees (`IMU_CHANNELS`)."""
+        return 6
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
@@ -83,7 +88,7 @@ class VirtualIMUDataModule(LightningDataModule):
             # Distinct noise streams per split: clip i of val must not reuse clip i of train's noise.
             seed = self.hparams.seed * 3 + ("train", "val", "test").index(split)
             self.datasets[split] = MotionClipDataset(
-                motion, class_names=self.class_names, imu_length=imu_length, noise_seed=seed
+                motion, class_names=self.class_names, imu_length=imu_length, noise_seed=seed, pipeline=self.pipeline
             )
         train = self.datasets["train"]
         labels = torch.tensor([train.label_of(i) for i in range(len(train))])
@@ -95,22 +100,21 @@ class VirtualIMUDataModule(LightningDataModule):
         train = self.datasets["train"]
         count = min(self.hparams.normalization_clips, len(train))
         loader = DataLoader(torch.utils.data.Subset(train, range(count)), batch_size=64)
-        total = torch.zeros(6, dtype=torch.float64)
-        total_sq = torch.zeros(6, dtype=torch.float64)
+        total = total_sq = 0.0
         samples = 0
         with torch.no_grad():
             for batch in loader:
-                imu = self._windows(batch).double()
-                total += imu.sum(dim=(0, 1, 2))
-                total_sq += (imu * imu).sum(dim=(0, 1, 2))
-                samples += imu.shape[0] * imu.shape[1] * imu.shape[2]
+                imu = self._windows(batch).double().flatten(0, -2)
+                total = total + imu.sum(dim=0)
+                total_sq = total_sq + (imu * imu).sum(dim=0)
+                samples += imu.shape[0]
         mean = total / samples
         std = (total_sq / samples - mean * mean).clamp_min(1e-12).sqrt()
         self.channel_mean, self.channel_std = mean.float(), std.float()
 
     def _windows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Un-normalised windows `[B, N, W, 6]` of a motion batch."""
-        imu = self.pipeline(batch["joints"], batch["noise_white"], batch["noise_bias"])
+        imu = self.pipeline(batch["joints"], batch["noise_white"], batch["noise_bias"], batch.get("mount_jitter"))
         return sliding_windows(imu, self.window, self.stride)
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import hydra
+import torch
 from lightning import Callback, LightningDataModule, LightningModule
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -36,13 +37,23 @@ def register_resolvers() -> None:
 
 
 def instantiate_data_and_model(cfg: DictConfig) -> tuple[LightningDataModule, LightningModule]:
-    """The datamodule decides the classes; the model is built for them."""
+    """The datamodule decides the classes and input channels; the model is built for them.
+
+    With `init_from` set, the model starts from that checkpoint's weights (fine-tuning; unlike
+    `ckpt_path`, the optimizer, epoch and data state start fresh).
+    """
     datamodule = hydra.utils.instantiate(cfg.data)
     class_names = list(datamodule.class_names)
+    net = {"num_classes": len(class_names), "in_channels": datamodule.num_channels}
     # _convert_="all": plain lists/dicts in the hyperparameters, so checkpoints load with weights_only=True.
-    model = hydra.utils.instantiate(
-        cfg.model, net={"num_classes": len(class_names)}, class_names=class_names, _convert_="all"
-    )
+    model = hydra.utils.instantiate(cfg.model, net=net, class_names=class_names, _convert_="all")
+    init_from = cfg.get("init_from")
+    if init_from:
+        if not Path(init_from).is_file():
+            raise FileNotFoundError(f"init_from {init_from!r} is not a checkpoint file")
+        state = torch.load(init_from, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+        log.info("model weights initialised from %s", init_from)
     return datamodule, model
 
 

@@ -14,6 +14,7 @@ import torch
 from virtual_imu.conventions import STANDARD_GRAVITY
 from virtual_imu.filters import resample
 from virtual_imu.kinematics import simulate
+from virtual_imu.mounting import MountJitter, rotate_imu
 from virtual_imu.noise import WhiteNoiseBias
 from virtual_imu.presets import preset
 from virtual_imu.validation import check_rate
@@ -33,6 +34,9 @@ class WristIMUPipeline:
         noise: sensor error model applied at the output rate.
         lowpass_hz: optional zero-phase low-pass on sensor positions before differentiation.
         up_axis, gravity: world conventions of the motion (see `virtual_imu.simulate`).
+        mount_rotation: fixed (w, x, y, z) rotation of the sensor relative to the preset's mounting
+            (e.g. a dataset's watch orientation, estimated with `virtual_imu.mounting.estimate_mount_rotation`).
+        mount_jitter: random extra rotation per clip (augmentation for an unknown mounting), or None.
     """
 
     placement: str = "left_wrist"
@@ -42,9 +46,14 @@ class WristIMUPipeline:
     lowpass_hz: float | None = None
     up_axis: str = "y"
     gravity: float = STANDARD_GRAVITY
+    mount_rotation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    mount_jitter: MountJitter | None = None
 
     def __post_init__(self):
         preset(self.placement)  # validates the name
+        object.__setattr__(self, "mount_rotation", tuple(float(v) for v in self.mount_rotation))
+        if len(self.mount_rotation) != 4 or not abs(math.hypot(*self.mount_rotation) - 1) <= 1e-3:  # NaN fails too
+            raise ValueError(f"mount_rotation must be a unit quaternion (w, x, y, z), got {self.mount_rotation}")
         check_rate("motion_fps", self.motion_fps)
         check_rate("target_hz", self.target_hz)
 
@@ -52,22 +61,37 @@ class WristIMUPipeline:
         """Number of output samples for a clip of `motion_frames` frames (same time span)."""
         return math.floor((motion_frames - 1) * self.target_hz / self.motion_fps + 1e-9) + 1
 
+    def draw(self, imu_length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The random draws of one clip, keyed like the arguments of `__call__` (without the batch dim)."""
+        white, bias = WhiteNoiseBias.draw((imu_length, 6), generator)
+        draws = {"noise_white": white, "noise_bias": bias}
+        if self.mount_jitter is not None:
+            draws["mount_jitter"] = self.mount_jitter.draw((), generator)
+        return draws
+
     def __call__(
         self,
         joints: torch.Tensor,
         noise_white: torch.Tensor | None = None,
         noise_bias: torch.Tensor | None = None,
+        mount_jitter: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """IMU signals `[..., T_out, 6]` (acc m/s², gyro rad/s) from joints `[..., T, J, 3]` (metres).
 
         `noise_white` `[..., T_out, 6]` and `noise_bias` `[..., 1, 6]` are unit-variance draws
-        (see `WhiteNoiseBias.draw`); without them the output is noise-free.
+        (see `WhiteNoiseBias.draw`); without them the output is noise-free. `mount_jitter` `[..., 4]`
+        rotates each clip's sensor further (see `draw`).
         """
         positions, orientations = preset(self.placement).place(joints)
         acc, gyro = simulate(
             positions, orientations, self.motion_fps, gravity=self.gravity, up_axis=self.up_axis, lowpass_hz=self.lowpass_hz
         )
-        imu = resample(torch.cat((acc, gyro), dim=-1), self.motion_fps, self.target_hz)
+        imu = torch.cat((acc, gyro), dim=-1)
+        if self.mount_rotation != (1.0, 0.0, 0.0, 0.0):
+            imu = rotate_imu(imu, imu.new_tensor(self.mount_rotation))
+        if mount_jitter is not None:
+            imu = rotate_imu(imu, mount_jitter)
+        imu = resample(imu, self.motion_fps, self.target_hz)
         if noise_white is not None:
             if noise_bias is None or noise_white.shape != imu.shape:
                 raise ValueError(
