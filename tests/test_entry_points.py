@@ -51,6 +51,26 @@ def test_train_then_evaluate_writes_matching_metrics(tmp_path):
     evaluated = metrics(tmp_path / "eval")
     for key in ("test/balanced_acc", "test/macro_f1", "test/loss"):
         assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
+    # init_from loads the weights (fine-tuning): testing them untrained reproduces the evaluation.
+    run("train.py", *FAST, f"init_from={best}", "train=false", run_dir=tmp_path / "init")
+    initialised = metrics(tmp_path / "init")
+    for key in ("test/balanced_acc", "test/loss"):
+        assert initialised[key] == pytest.approx(evaluated[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("experiment", ["sim2real_utd_mhad", "sim2real_falls"])
+def test_sim2real_experiments_compose(experiment):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    assert cfg.data._target_ == "datamodules.sim2real_datamodule.Sim2RealDataModule"
+    assert cfg.test_ckpt == "last" and cfg.data.train_on == "virtual"
+
+
+def test_init_from_names_a_missing_checkpoint(tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), *FAST, f"init_from={tmp_path}/absent.ckpt",
+               f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "absent.ckpt" in result.stderr
 
 
 def test_evaluate_names_a_missing_checkpoint(tmp_path):
