@@ -68,7 +68,8 @@ def recording_windows(recording: IMURecording, window: int, placement: str, over
         return pad_to_length(imu, window)[None]
     if placement == "event":
         padded = np.concatenate((np.repeat(imu[:1], window, 0), imu, np.repeat(imu[-1:], window, 0)))
-        start = _event_centre(recording) + window - window // 2
+        centre = min(max(_event_centre(recording), 0), imu.shape[0] - 1)  # an interval may overrun the end
+        start = centre + window - window // 2
         return padded[start : start + window][None]
     if placement == "sliding":
         stride = max(1, round(window * (1 - overlap)))

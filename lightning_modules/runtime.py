@@ -39,8 +39,8 @@ def register_resolvers() -> None:
 def instantiate_data_and_model(cfg: DictConfig) -> tuple[LightningDataModule, LightningModule]:
     """The datamodule decides the classes and input channels; the model is built for them.
 
-    With `init_from` set, the model starts from that checkpoint's weights (fine-tuning; unlike
-    `ckpt_path`, the optimizer, epoch and data state start fresh).
+    With `init_from` set, the model starts from that checkpoint's weights and the datamodule from its
+    normalisation statistics (fine-tuning; unlike `ckpt_path`, the optimizer and epochs start fresh).
     """
     datamodule = hydra.utils.instantiate(cfg.data)
     class_names = list(datamodule.class_names)
@@ -51,9 +51,13 @@ def instantiate_data_and_model(cfg: DictConfig) -> tuple[LightningDataModule, Li
     if init_from:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from {init_from!r} is not a checkpoint file")
-        state = torch.load(init_from, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
-        log.info("model weights initialised from %s", init_from)
+        checkpoint = torch.load(init_from, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+        # The weights expect the inputs normalised as in their training run: keep that run's statistics.
+        data_state = checkpoint.get(type(datamodule).__qualname__)
+        if data_state is not None:
+            datamodule.load_state_dict(data_state)
+        log.info("model weights (and data normalisation: %s) initialised from %s", data_state is not None, init_from)
     return datamodule, model
 
 
