@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every row of the sim-to-real tables in docs/results.md, three seeds each, then the tables.
 # Needs the real datasets (UTD-MHAD, WEDA-FALL, CMU and Bandai-Namco BVH) in $VIMU_DATA_DIR or ../shared/data.
-#   bash docs/reproduce_sim2real.sh            (≈ 80 min on 2 CPU cores)
+#   bash docs/reproduce_sim2real.sh            (≈ 90 min on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -18,7 +18,7 @@ run utd_synthetic experiment=sim2real_utd_mhad
 run utd_real experiment=sim2real_utd_mhad data.train_on=real trainer.max_epochs=60 trainer.check_val_every_n_epoch=20
 for seed in 1 2 3; do  # fine-tune each synthetic seed on 10 % of the real training trials
   "$PY" train.py experiment=sim2real_utd_mhad seed=$seed data.train_on=real data.calibration_fraction=0.1 \
-    trainer.max_epochs=30 trainer.check_val_every_n_epoch=30 callbacks.rich_progress_bar=null \
+    model.optimizer.lr=0.0001 trainer.max_epochs=30 trainer.check_val_every_n_epoch=30 callbacks.rich_progress_bar=null \
     init_from="$OUT/utd_synthetic/$((seed - 1))/checkpoints/last.ckpt" hydra.run.dir="$OUT/utd_finetune10/$seed"
 done
 run utd_real10 experiment=sim2real_utd_mhad data.train_on=real data.calibration_fraction=0.1 trainer.max_epochs=60 \
