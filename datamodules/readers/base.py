@@ -8,6 +8,8 @@ naming it; `load_folder` loads what it can and reports what it skipped and why.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -122,6 +124,79 @@ def load_folder(
     if skipped:
         log.warning("skipped %d bad files, first: %s: %s", len(skipped), *skipped[0])
     return LoadReport(recordings, skipped)
+
+
+def load_parsed(
+    paths: Iterable[Path],
+    parse: Callable[[Path], object],
+    units_of: Callable[[object], Iterable[Callable[[], IMURecording]]],
+    *,
+    on_error: str = "skip",
+) -> LoadReport:
+    """`load_folder` for files holding several recordings (positions, trials) that load or fail one by one.
+
+    Each path is parsed once; a file that cannot be parsed is one skipped entry, and each of its units
+    (a zero-argument callable returning one recording) is then loaded or skipped on its own.
+    """
+
+    def thunks():
+        for path in paths:
+            try:
+                parsed = parse(path)
+            except RecordingFileError as error:
+                yield _Raise(error)
+                continue
+            yield from units_of(parsed)
+
+    return load_folder(thunks(), lambda make: make(), on_error=on_error)
+
+
+@dataclass(frozen=True)
+class _Raise:
+    """A unit whose file already failed to parse: loading it re-raises that error (to be reported)."""
+
+    error: RecordingFileError
+
+    def __call__(self) -> IMURecording:
+        raise self.error
+
+
+def check_positions(dataset: str, positions: Iterable[str] | None, available: Iterable[str]) -> tuple[str, ...]:
+    """The requested sensor positions (None: all of `available`); an unknown one is a ValueError."""
+    available = tuple(available)
+    if positions is None:
+        return available
+    positions = tuple(positions)
+    unknown = [position for position in positions if position not in available]
+    if unknown:
+        raise ValueError(f"positions {unknown} are not {dataset} positions; choose from {list(available)}")
+    return positions
+
+
+def read_csv_columns(source: str | Path, text: str, columns: Iterable[str], *, name: str = "the table") -> np.ndarray:
+    """`[T, len(columns)]` floats of the named columns of CSV `text` (header row first; blank lines skipped).
+
+    Missing columns, a short or non-numeric row, and a table without rows are `RecordingFileError`s
+    naming `source` (and the line).
+    """
+    columns = list(columns)
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise RecordingFileError(source, "empty file")
+    header = [name.strip() for name in rows[0]]
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise RecordingFileError(source, f"missing columns {missing} (header {header})")
+    index = [header.index(name) for name in columns]
+    values = []
+    for line_number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            values.append([float(row[i]) for i in index])
+        except (IndexError, ValueError):
+            raise RecordingFileError(source, f"line {line_number} is truncated or not numeric: {row}") from None
+    return check_finite_nonempty(source, name, np.asarray(values, dtype=np.float64).reshape(-1, len(columns)))
 
 
 def check_finite_nonempty(path: str | Path, name: str, values: np.ndarray, min_samples: int = 2) -> np.ndarray:

@@ -45,6 +45,7 @@ from datamodules.readers.base import (
     RecordingFileError,
     check_acc_units,
     check_gyro_units,
+    check_positions,
     load_folder,
     resample_uniform,
 )
@@ -156,15 +157,6 @@ def _pieces(times: np.ndarray, values: np.ndarray) -> list[tuple[float, np.ndarr
     return pieces
 
 
-def _check_imus(imus: tuple[str, ...] | None) -> tuple[str, ...]:
-    if imus is None:
-        return tuple(IMU_COLUMNS)
-    unknown = [imu for imu in imus if imu not in IMU_COLUMNS]
-    if unknown or not imus:
-        raise ValueError(f"positions {list(imus)} must be a non-empty subset of {tuple(IMU_COLUMNS)}")
-    return tuple(imus)
-
-
 def read_pamap2_file(
     path: str | Path, *, fs: float = 50.0, positions: tuple[str, ...] | None = None
 ) -> list[IMURecording]:
@@ -178,7 +170,7 @@ def read_pamap2_file(
     if not name:
         raise RecordingFileError(path, "expected a file named like subject101.dat")
     subject, session = name["subject"], path.parent.name.lower()
-    imus = _check_imus(positions)
+    imus = check_positions("PAMAP2 (IMU names)", positions, IMU_COLUMNS)
     table = _read_table(path)
     ids = _check_time_and_labels(path, table[:, 0], table[:, 1])
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1, [ids.shape[0]]))
@@ -217,6 +209,6 @@ def load_pamap2(
     root = Path(root)
     if not (root / "Protocol").is_dir():
         raise FileNotFoundError(f"{root / 'Protocol'} not found: expected the PAMAP2_Dataset folder as root")
-    _check_imus(positions)
+    check_positions("PAMAP2 (IMU names)", positions, IMU_COLUMNS)
     paths = sorted(root.glob("Protocol/subject*.dat")) + sorted(root.glob("Optional/subject*.dat"))
     return load_folder(paths, lambda path: read_pamap2_file(path, fs=fs, positions=positions), on_error=on_error)

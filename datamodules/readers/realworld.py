@@ -30,7 +30,6 @@ the postures map to "other" (the dataset's own name stays in `activity` for anyo
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import zipfile
@@ -46,9 +45,10 @@ from datamodules.readers.base import (
     LoadReport,
     RecordingFileError,
     check_acc_units,
-    check_finite_nonempty,
     check_gyro_units,
+    check_positions,
     load_folder,
+    read_csv_columns,
     resample_uniform,
 )
 
@@ -116,23 +116,7 @@ def _csv_members(
 
 def _parse_csv(source: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Times `[T]` in s and values `[T, 3]` of one `id,attr_time,attr_x,attr_y,attr_z` CSV."""
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    if not rows:
-        raise RecordingFileError(source, "empty file")
-    header = [name.strip() for name in rows[0]]
-    missing = [name for name in COLUMNS if name not in header]
-    if missing:
-        raise RecordingFileError(source, f"missing columns {missing} (header {header})")
-    index = [header.index(name) for name in COLUMNS]
-    values = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        try:
-            values.append([float(row[i]) for i in index])
-        except (IndexError, ValueError):
-            raise RecordingFileError(source, f"line {line_number} is truncated or not numeric: {row}") from None
-    table = check_finite_nonempty(source, "the sensor table", np.asarray(values, dtype=np.float64).reshape(-1, 4))
+    table = read_csv_columns(source, data.decode("utf-8-sig"), COLUMNS, name="the sensor table")
     times_s = table[:, 0] / 1000.0
     if np.any(np.diff(times_s) < 0):
         raise RecordingFileError(source, "attr_time decreases")
@@ -189,15 +173,6 @@ def _on_common_grid(acc: _Stream, gyro: _Stream, fs: float) -> tuple[np.ndarray,
     return onto_grid(acc), onto_grid(gyro)
 
 
-def _check_positions(positions: tuple[str, ...] | None) -> tuple[str, ...]:
-    if positions is None:
-        return POSITIONS
-    unknown = [position for position in positions if position not in POSITIONS]
-    if unknown or not positions:
-        raise ValueError(f"positions {list(positions)} must be a non-empty subset of {POSITIONS}")
-    return tuple(positions)
-
-
 def read_realworld_file(
     path: str | Path, *, fs: float = 50.0, positions: tuple[str, ...] | None = None
 ) -> list[IMURecording]:
@@ -214,7 +189,7 @@ def read_realworld_file(
     activity = name_match["activity"]
     if activity not in ACTIVITIES:
         raise RecordingFileError(path, f"unknown activity {activity!r}; expected one of {sorted(ACTIVITIES)}")
-    wanted = _check_positions(positions)
+    wanted = check_positions("RealWorld HAR", positions, POSITIONS)
     acc_streams = _read_streams(path, "acc", activity, wanted)
     if positions is None:
         acc_streams = {position: found for position, found in acc_streams.items() if found}
@@ -262,7 +237,7 @@ def load_realworld(
     zips = sorted(root.glob("proband*/data/acc_*_csv.zip"), key=lambda p: (len(p.parent.parent.name), str(p)))
     if not zips:
         raise FileNotFoundError(f"no proband*/data/acc_*_csv.zip under {root}: expected the RealWorld HAR root")
-    items = [(path, position) for path in zips for position in _check_positions(positions)]
+    items = [(path, position) for path in zips for position in check_positions("RealWorld HAR", positions, POSITIONS)]
 
     def read(item: tuple[Path, str]) -> list[IMURecording]:
         path, position = item

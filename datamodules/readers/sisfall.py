@@ -32,6 +32,7 @@ from datamodules.readers.base import (
     check_acc_units,
     check_finite_nonempty,
     check_gyro_units,
+    check_positions,
     load_folder,
     resample_uniform,
 )
@@ -167,12 +168,8 @@ def load_sisfall(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: expected the SisFall_dataset folder (SA01/, …, SE15/)")
-    if positions is not None:
-        unknown = [position for position in positions if position != POSITION]
-        if unknown:
-            raise ValueError(f"positions {unknown} are not SisFall positions; it has only {POSITION!r}")
-        if not positions:
-            return LoadReport([], [])
+    if not check_positions("SisFall", positions, (POSITION,)):
+        return LoadReport([], [])
     # Files named like trials but not matching the pattern exactly are read too, so they get reported.
     paths = sorted(root.glob("S[AE]*/*_S[AE]*_R*.txt"))
     return load_folder(

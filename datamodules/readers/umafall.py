@@ -42,7 +42,8 @@ from datamodules.readers.base import (
     check_acc_units,
     check_finite_nonempty,
     check_gyro_units,
-    load_folder,
+    check_positions,
+    load_parsed,
     resample_uniform,
 )
 from virtual_imu.conventions import STANDARD_GRAVITY
@@ -226,26 +227,13 @@ def _position_signals(trial: UMAFallTrial, position: str, fs: float) -> tuple[np
     return acc, check_gyro_units(trial.path, resample_uniform(np.radians(on_grid[1]), grid_fs, fs))
 
 
-def _check_positions(positions: tuple[str, ...] | None) -> tuple[str, ...]:
-    if positions is None:
-        return tuple(POSITIONS.values())
-    unknown = [position for position in positions if position not in POSITIONS.values()]
-    if unknown:
-        raise ValueError(f"positions {unknown} are not UMAFall positions; choose from {list(POSITIONS.values())}")
-    return tuple(positions)
-
-
 def read_umafall_file(
     path: str | Path, *, fs: float = 50.0, positions: tuple[str, ...] | None = None
 ) -> list[IMURecording]:
     """One recording per requested position of one UMAFall file; any bad position raises."""
-    positions = _check_positions(positions)
+    positions = check_positions("UMAFall", positions, POSITIONS.values())
     trial = parse_umafall_file(path)
     return [umafall_recording(trial, position, fs=fs) for position in positions]
-
-
-def _raise(error: RecordingFileError):
-    raise error
 
 
 def load_umafall(
@@ -259,16 +247,11 @@ def load_umafall(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: expected the folder holding the UMAFall_Subject_*.csv files")
-    positions = _check_positions(positions)
+    positions = check_positions("UMAFall", positions, POSITIONS.values())
 
-    def units():
-        for path in sorted(root.rglob("UMAFall_Subject_*.csv")):
-            try:
-                trial = parse_umafall_file(path)
-            except RecordingFileError as error:
-                yield partial(_raise, error)
-                continue
-            for position in positions:
-                yield partial(umafall_recording, trial, position, fs=fs)
-
-    return load_folder(units(), lambda make: make(), on_error=on_error)
+    return load_parsed(
+        sorted(root.rglob("UMAFall_Subject_*.csv")),
+        parse_umafall_file,
+        lambda trial: (partial(umafall_recording, trial, position, fs=fs) for position in positions),
+        on_error=on_error,
+    )

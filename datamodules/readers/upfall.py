@@ -39,7 +39,8 @@ from datamodules.readers.base import (
     check_acc_units,
     check_finite_nonempty,
     check_gyro_units,
-    load_folder,
+    check_positions,
+    load_parsed,
     resample_timestamps,
 )
 from virtual_imu.conventions import STANDARD_GRAVITY
@@ -248,26 +249,13 @@ def _trial_signals(table: UPFallTable, rows: np.ndarray, position: str, fs: floa
     return check_acc_units(table.path, resampled[:, :3]), check_gyro_units(table.path, resampled[:, 3:])
 
 
-def _check_positions(positions: tuple[str, ...] | None) -> tuple[str, ...]:
-    if positions is None:
-        return tuple(PLACES)
-    unknown = [position for position in positions if position not in PLACES]
-    if unknown:
-        raise ValueError(f"positions {unknown} are not UP-Fall positions; choose from {list(PLACES)}")
-    return tuple(positions)
-
-
 def read_upfall_file(
     path: str | Path, *, fs: float = 50.0, positions: tuple[str, ...] | None = None
 ) -> list[IMURecording]:
     """Every trial × requested position in one UP-Fall CSV; any bad one raises."""
-    positions = _check_positions(positions)
+    positions = check_positions("UP-Fall", positions, PLACES)
     table = parse_upfall_file(path)
     return [upfall_recording(table, key, position, fs=fs) for key in table.rows_of for position in positions]
-
-
-def _raise(error: RecordingFileError):
-    raise error
 
 
 def load_upfall(
@@ -281,20 +269,16 @@ def load_upfall(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: expected the UP-Fall folder (Subject1/… or CompleteDataSet.csv)")
-    positions = _check_positions(positions)
+    positions = check_positions("UP-Fall", positions, PLACES)
     paths = sorted(path for path in root.rglob("*.csv") if TRIAL_FILE.match(path.name))
     # The complete file repeats the trial files' rows: reading both would load every trial twice.
     paths = paths or sorted(root.rglob(COMPLETE_FILE))
 
-    def units():
-        for path in paths:
-            try:
-                table = parse_upfall_file(path)
-            except RecordingFileError as error:
-                yield partial(_raise, error)
-                continue
-            for key in table.rows_of:
-                for position in positions:
-                    yield partial(upfall_recording, table, key, position, fs=fs)
-
-    return load_folder(units(), lambda make: make(), on_error=on_error)
+    return load_parsed(
+        paths,
+        parse_upfall_file,
+        lambda table: (
+            partial(upfall_recording, table, key, position, fs=fs) for key in table.rows_of for position in positions
+        ),
+        on_error=on_error,
+    )

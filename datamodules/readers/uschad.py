@@ -37,6 +37,7 @@ from datamodules.readers.base import (
     check_acc_units,
     check_finite_nonempty,
     check_gyro_units,
+    check_positions,
     load_folder,
     resample_uniform,
 )
@@ -80,11 +81,6 @@ def _activity_number(path: Path, mat: dict) -> int:
     if number not in ACTIVITIES:
         raise RecordingFileError(path, f"{field} {number:g} is not one of {sorted(ACTIVITIES)}")
     return int(number)
-
-
-def _check_positions(positions: tuple[str, ...] | None) -> None:
-    if positions is not None and tuple(positions) != (POSITION,):
-        raise ValueError(f"positions {list(positions)}: USC-HAD has one sensor, at {POSITION!r}")
 
 
 def read_uschad_file(path: str | Path, *, fs: float = 50.0) -> IMURecording:
@@ -133,7 +129,7 @@ def load_uschad(
     `positions` exists for a uniform loader signature: the only position is "right_hip".
     """
     root = Path(root)
-    _check_positions(positions)
+    check_positions("USC-HAD", positions, (POSITION,))
     paths = sorted(root.glob("Subject*/a*t*.mat"), key=lambda p: (len(p.parent.name), str(p)))
     if not paths:
         raise FileNotFoundError(f"no Subject*/a*t*.mat under {root}: expected the USC-HAD root")

@@ -25,9 +25,9 @@ from datamodules.readers.base import (
     LoadReport,
     RecordingFileError,
     check_acc_units,
-    check_finite_nonempty,
     check_gyro_units,
     load_folder,
+    read_csv_columns,
     resample_timestamps,
 )
 
@@ -60,24 +60,7 @@ def _read_csv(path: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     columns = [f"{prefix}_time_list"] + [f"{prefix}_{axis}_list" for axis in "xyz"]
     if not path.is_file():
         raise RecordingFileError(path, "file not found")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise RecordingFileError(path, "empty file")
-    header = [name.strip() for name in rows[0]]
-    missing = [name for name in columns if name not in header]
-    if missing:
-        raise RecordingFileError(path, f"missing columns {missing} (header {header})")
-    index = [header.index(name) for name in columns]
-    values = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        try:
-            values.append([float(row[i]) for i in index])
-        except (IndexError, ValueError):
-            raise RecordingFileError(path, f"line {line_number} is truncated or not numeric: {row}") from None
-    table = check_finite_nonempty(path, prefix, np.asarray(values, dtype=np.float64).reshape(-1, 4))
+    table = read_csv_columns(path, path.read_text(encoding="utf-8-sig"), columns, name=prefix)
     return table[:, 0], table[:, 1:]
 
 

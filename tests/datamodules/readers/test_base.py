@@ -1,5 +1,6 @@
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,10 @@ from datamodules.readers.base import (
     check_acc_units,
     check_finite_nonempty,
     check_gyro_units,
+    check_positions,
     load_folder,
+    load_parsed,
+    read_csv_columns,
     resample_timestamps,
     resample_uniform,
 )
@@ -265,3 +269,46 @@ def test_load_folder_lets_other_errors_through_and_checks_on_error():
         load_folder(["a"], broken)
     with pytest.raises(ValueError, match="on_error must be 'skip' or 'raise', got 'ignore'"):
         load_folder(["a"], read_one, on_error="ignore")
+
+
+def test_check_positions_defaults_to_all_and_names_unknown_ones():
+    assert check_positions("X", None, ("waist", "wrist")) == ("waist", "wrist")
+    assert check_positions("X", ["wrist"], ("waist", "wrist")) == ("wrist",)
+    assert check_positions("X", (), ("waist",)) == ()
+    with pytest.raises(ValueError, match=r"positions \['ankle'\] are not X positions"):
+        check_positions("X", ("wrist", "ankle"), ("waist", "wrist"))
+
+
+def test_read_csv_columns_picks_named_columns_and_names_bad_lines():
+    text = "t,b,a\n0,1,2\n\n1,3,4\n"
+    np.testing.assert_array_equal(read_csv_columns("f.csv", text, ["a", "t"]), [[2.0, 0.0], [4.0, 1.0]])
+    for bad, message in [
+        ("", "f.csv: empty file"),
+        ("t,a\n0,1\n", r"missing columns \['b'\]"),
+        ("t,a,b\n0,1\n", "line 2 is truncated or not numeric"),
+        ("t,a,b\n0,x,1\n", "line 2 is truncated or not numeric"),
+        ("t,a,b\n", "acc has 0 samples"),
+    ]:
+        with pytest.raises(RecordingFileError, match=message):
+            read_csv_columns("f.csv", bad, ["t", "a", "b"], name="acc")
+
+
+def test_load_parsed_reports_unparsable_files_and_failing_units_separately():
+    def parse(path):
+        if path.name == "broken":
+            raise RecordingFileError(path, "cannot parse")
+        return path
+
+    def units_of(path):
+        def unit(position):
+            if position == "ankle":
+                raise RecordingFileError(f"{path}@ankle", "sensor missing")
+            return recording(label="walking")
+
+        return (lambda position=position: unit(position) for position in ("wrist", "ankle"))
+
+    report = load_parsed([Path("a"), Path("broken")], parse, units_of)
+    assert len(report.recordings) == 1
+    assert report.skipped == [("a@ankle", "sensor missing"), ("broken", "cannot parse")]
+    with pytest.raises(RecordingFileError, match="sensor missing"):
+        load_parsed([Path("a")], parse, units_of, on_error="raise")
