@@ -133,9 +133,7 @@ class Sim2RealDataModule(VirtualIMUDataModule):
             )
         real_only = self.hparams.train_on == "real"
         if real_only and self.channel_mean is None:
-            real = self._preprocess(self.real_datasets["train"].imu).double().flatten(0, -2)
-            self.channel_mean = real.mean(0).float()
-            self.channel_std = real.std(0).clamp_min(1e-6).float()
+            self._set_statistics(self._real_training_samples(), correction=1)
         if self.hparams.quantile_mapping:
             self.channel_mean = self.channel_std = None  # statistics of the mapped virtual data
         super().setup(stage)  # virtual datasets (validation; training when train_on="virtual")
@@ -143,29 +141,25 @@ class Sim2RealDataModule(VirtualIMUDataModule):
             counts = torch.bincount(self.real_datasets["train"].labels, minlength=self.num_classes)
             self.class_counts = counts
 
-    def _estimate_normalization(self) -> None:
-        if self.hparams.quantile_mapping and self.quantile_map is None:
-            self.quantile_map = self._fit_quantile_map()
-        super()._estimate_normalization()
+    def _real_training_samples(self) -> torch.Tensor:
+        """`[N, C]` float64 preprocessed samples of the real calibration windows."""
+        return self._preprocess(self.real_datasets["train"].imu).double().flatten(0, -2)
 
-    def _fit_quantile_map(self) -> QuantileMap:
-        train = self.datasets["train"]
-        count = min(self.hparams.normalization_clips, len(train))
-        loader = DataLoader(torch.utils.data.Subset(train, range(count)), batch_size=64)
-        with torch.no_grad():
-            virtual = torch.cat([self._windows(batch).flatten(0, -2) for batch in loader])
-        real = self._preprocess(self.real_datasets["train"].imu).flatten(0, -2)
-        return QuantileMap(virtual, real)
+    def _estimate_normalization(self) -> None:
+        if not self.hparams.quantile_mapping:
+            return super()._estimate_normalization()
+        # One simulation pass serves both the map and the statistics of the mapped virtual data.
+        virtual = self._normalization_samples()
+        self.quantile_map = QuantileMap(virtual, self._real_training_samples())
+        self._set_statistics(self.quantile_map(virtual))
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         if "imu_raw" not in batch:
             return super().on_after_batch_transfer(batch, dataloader_idx)
         with torch.no_grad():
-            windows = self._preprocess(batch["imu_raw"])
-            mean = self.channel_mean.to(windows.device, windows.dtype)
-            std = self.channel_std.to(windows.device, windows.dtype)
+            windows = self.normalize(self._preprocess(batch["imu_raw"]))
         return {
-            "imu": (windows - mean) / std,
+            "imu": windows,
             "label": batch["label"],
             "safety": batch["safety"],
             "clip_index": batch["clip_index"],

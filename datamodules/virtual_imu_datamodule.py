@@ -96,21 +96,27 @@ class VirtualIMUDataModule(LightningDataModule):
         if self.channel_mean is None:
             self._estimate_normalization()
 
-    def _estimate_normalization(self) -> None:
+    def _normalization_samples(self) -> torch.Tensor:
+        """`[N, C]` float64 un-normalised window samples of the first `normalization_clips` training clips."""
         train = self.datasets["train"]
         count = min(self.hparams.normalization_clips, len(train))
         loader = DataLoader(torch.utils.data.Subset(train, range(count)), batch_size=64)
-        total = total_sq = 0.0
-        samples = 0
         with torch.no_grad():
-            for batch in loader:
-                imu = self._windows(batch).double().flatten(0, -2)
-                total = total + imu.sum(dim=0)
-                total_sq = total_sq + (imu * imu).sum(dim=0)
-                samples += imu.shape[0]
-        mean = total / samples
-        std = (total_sq / samples - mean * mean).clamp_min(1e-12).sqrt()
-        self.channel_mean, self.channel_std = mean.float(), std.float()
+            return torch.cat([self._windows(batch).double().flatten(0, -2) for batch in loader])
+
+    def _set_statistics(self, samples: torch.Tensor, *, correction: int = 0) -> None:
+        """Channel mean and std (Bessel `correction` 0: population) of `[N, C]` samples become the normalisation."""
+        std = samples.std(dim=0, correction=correction).clamp_min(1e-6)
+        self.channel_mean, self.channel_std = samples.mean(dim=0).float(), std.float()
+
+    def _estimate_normalization(self) -> None:
+        self._set_statistics(self._normalization_samples())
+
+    def normalize(self, windows: torch.Tensor) -> torch.Tensor:
+        """Z-normalised `windows` `[..., C]` with the training statistics (on the windows' device)."""
+        mean = self.channel_mean.to(windows.device, windows.dtype)
+        std = self.channel_std.to(windows.device, windows.dtype)
+        return (windows - mean) / std
 
     def _windows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Un-normalised windows `[B, N, W, 6]` of a motion batch."""
@@ -119,10 +125,7 @@ class VirtualIMUDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            windows = self._windows(batch)
-            mean = self.channel_mean.to(windows.device, windows.dtype)
-            std = self.channel_std.to(windows.device, windows.dtype)
-            windows = (windows - mean) / std
+            windows = self.normalize(self._windows(batch))
         clips, per_clip = windows.shape[:2]
         return {
             "imu": windows.reshape(clips * per_clip, *windows.shape[2:]),

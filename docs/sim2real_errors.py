@@ -14,7 +14,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import hydra
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
@@ -32,14 +31,8 @@ def per_activity_accuracy(run_dir: Path) -> dict[str, tuple[int, str, float]]:
     runtime.register_resolvers()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides, f"paths.root_dir={ROOT}", "paths.output_dir=."])
-    datamodule = hydra.utils.instantiate(cfg.data)
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
-    model = hydra.utils.instantiate(
-        cfg.model, net={"num_classes": datamodule.num_classes, "in_channels": datamodule.num_channels},
-        class_names=list(datamodule.class_names), _convert_="all",
-    )
-    model.load_state_dict(checkpoint["state_dict"])
+    cfg.init_from = str(run_dir / "checkpoints" / "last.ckpt")  # the run's weights and normalisation
+    datamodule, model = runtime.instantiate_data_and_model(cfg)
     model.eval()
     datamodule.setup("test")
     recordings = datamodule.real_sources["test"]

@@ -182,7 +182,7 @@ class UTDSkeletonSet:
         self.fps = fps
         self.frames = round(duration_s * fps) + 1
         self.repeats = repeats
-        self.trials: list[tuple[np.ndarray, str, str]] = []
+        self.trials: list[tuple[np.ndarray, int, str]] = []  # (joints, action number, "s{subject}_t{trial}")
         for path in _trial_paths(Path(root), "skeleton", subjects, actions):
             action, subject, trial = _parse(path)
             inertial_path = path.parent.parent / "Inertial" / path.name.replace("skeleton", "inertial")
@@ -191,8 +191,8 @@ class UTDSkeletonSet:
             joints = torch.from_numpy(kinect_to_humanml3d(kinect))
             source_fps = skeleton_fps(kinect.shape[0], samples, INERTIAL_HZ)
             joints = resample(joints.reshape(joints.shape[0], -1), source_fps, fps).reshape(-1, 22, 3)
-            self.trials.append((pad_to_length(joints.numpy(), self.frames).astype(np.float32), ACTIONS[action][0],
-                                f"s{subject}_t{trial}"))
+            joints = pad_to_length(joints.numpy(), self.frames).astype(np.float32)
+            self.trials.append((joints, action, f"s{subject}_t{trial}"))
         if not self.trials:
             raise ValueError(f"no skeleton trials for subjects {list(subjects)} and actions {list(actions)} in {root}")
 
@@ -200,18 +200,18 @@ class UTDSkeletonSet:
         return len(self.trials) * self.repeats
 
     def activity_of(self, index: int) -> str:
-        return self.trials[index % len(self.trials)][1]
+        return ACTIONS[self.trials[index % len(self.trials)][1]][0]
 
     def __getitem__(self, index: int) -> MotionClip:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
-        joints, activity, name = self.trials[index % len(self.trials)]
-        action = next(a for a, (n, _) in ACTIONS.items() if n == activity)
+        joints, action, name = self.trials[index % len(self.trials)]
+        activity, shared = ACTIONS[action]
         return MotionClip(
             joints=joints,
             fps=self.fps,
             activity=activity,
-            safety=safety_of(ACTIONS[action][1]),
+            safety=safety_of(shared),
             caption=f"UTD-MHAD {activity} {name}",
             foot_contact=np.zeros((joints.shape[0], 4), dtype=bool),
         )
