@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from virtual_imu import quaternion
 from virtual_imu.conventions import STANDARD_GRAVITY
 from virtual_imu.filters import resample
 from virtual_imu.kinematics import simulate
@@ -87,10 +88,13 @@ class WristIMUPipeline:
             positions, orientations, self.motion_fps, gravity=self.gravity, up_axis=self.up_axis, lowpass_hz=self.lowpass_hz
         )
         imu = torch.cat((acc, gyro), dim=-1)
-        if self.mount_rotation != (1.0, 0.0, 0.0, 0.0):
-            imu = rotate_imu(imu, imu.new_tensor(self.mount_rotation))
+        rotation = None if self.mount_rotation == (1.0, 0.0, 0.0, 0.0) else imu.new_tensor(self.mount_rotation)
         if mount_jitter is not None:
-            imu = rotate_imu(imu, mount_jitter)
+            # Jitter turns the already-mounted sensor: one composed rotation, new-to-preset = mount ⊗ jitter.
+            jitter = mount_jitter.to(imu.dtype)
+            rotation = jitter if rotation is None else quaternion.multiply(rotation.expand_as(jitter), jitter)
+        if rotation is not None:
+            imu = rotate_imu(imu, rotation)
         imu = resample(imu, self.motion_fps, self.target_hz)
         if noise_white is not None:
             if noise_bias is None or noise_white.shape != imu.shape:
