@@ -36,8 +36,8 @@ class MotionClipDataset(Dataset):
     """Wraps a motion set; item i → dict of tensors.
 
     Keys: `joints` `[T, J, 3]` float32 (m), `label` (index into `class_names`), `safety` (0 safe, 1 unsafe),
-    `clip_index`, and the pipeline's random draws for the clip (`WristIMUPipeline.draw`: `noise_white`
-    `[T_imu, 6]`, `noise_bias` `[1, 6]`, optionally `mount_jitter` `[4]`).
+    `clip_index`, and the pipeline's random draws for the clip (`WristIMUPipeline.draw`: sensor errors,
+    mounting jitter, placement randomisation).
     """
 
     def __init__(

@@ -120,7 +120,7 @@ class VirtualIMUDataModule(LightningDataModule):
 
     def _windows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Un-normalised windows `[B, N, W, 6]` of a motion batch."""
-        imu = self.pipeline(batch["joints"], batch["noise_white"], batch["noise_bias"], batch.get("mount_jitter"))
+        imu = self.pipeline(batch["joints"], batch)
         return sliding_windows(imu, self.window, self.stride)
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:

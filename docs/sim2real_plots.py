@@ -36,6 +36,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "docs")]
@@ -53,7 +55,7 @@ from feature_space import catch22_features, domain_gap, feature_space_figure  # 
 from motion.kinect import kinect_to_humanml3d, read_utd_skeleton, skeleton_fps  # noqa: E402
 from virtual_imu.filters import lowpass, resample  # noqa: E402
 from virtual_imu.mounting import estimate_mount_rotation, rotate_imu  # noqa: E402
-from virtual_imu.noise import WhiteNoiseBias  # noqa: E402
+from virtual_imu.mems import MEMSIMU  # noqa: E402
 from virtual_imu.pipeline import IMU_CHANNELS, WristIMUPipeline  # noqa: E402
 
 DATA_ROOT = Path(os.environ.get("VIMU_DATA_DIR", REPO.parent / "shared" / "data")) / "utd_mhad"
@@ -71,10 +73,11 @@ SUBJECTS = tuple(range(1, 9))
 TRIALS = (1, 2, 3, 4)
 
 
-def config_noise(path: Path = CONFIG) -> WhiteNoiseBias:
-    """The experiment's sensor-noise model, read from its data config."""
-    settings = yaml.safe_load(path.read_text())["pipeline"]["noise"]
-    return WhiteNoiseBias(**{key: value for key, value in settings.items() if key != "_target_"})
+def config_sensor(path: Path = CONFIG) -> MEMSIMU:
+    """The experiment's sensor model: the `sensor` group chosen in its data config's defaults list."""
+    defaults = yaml.safe_load(path.read_text())["defaults"]
+    name = next(entry["sensor"] for entry in defaults if isinstance(entry, dict) and "sensor" in entry)
+    return instantiate(OmegaConf.load(path.parent / "sensor" / f"{name}.yaml"))
 
 
 def _trial_files(root: Path, action: int, subject: int, trial: int) -> tuple[Path, Path]:
@@ -99,9 +102,9 @@ def _real_and_joints(root: Path, action: int, subject: int, trial: int, fs: floa
     return resample_uniform(recording.imu, INERTIAL_HZ, fs), joints
 
 
-def _pipeline(fs: float, mount_rotation: Sequence[float], noise: WhiteNoiseBias | None = None) -> WristIMUPipeline:
+def _pipeline(fs: float, mount_rotation: Sequence[float], sensor: MEMSIMU | None = None) -> WristIMUPipeline:
     return WristIMUPipeline(placement="right_wrist", motion_fps=MOTION_FPS, target_hz=fs,
-                            mount_rotation=tuple(mount_rotation), noise=noise or WhiteNoiseBias())
+                            mount_rotation=tuple(mount_rotation), sensor=sensor or MEMSIMU())
 
 
 def paired_trial(
@@ -282,7 +285,7 @@ def feature_windows(
     lowpass_hz: float = LOWPASS_HZ,
     window_s: float = WINDOW_S,
     mount_rotation: Sequence[float] = CONFIG_MOUNT,
-    noise: WhiteNoiseBias | None = None,
+    sensor: MEMSIMU | None = None,
     max_trials: int | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -290,7 +293,7 @@ def feature_windows(
 
     As the experiment builds them: the real recording at `fs` and the joints at MOTION_FPS are each centred
     in `window_s` (`pad_to_length`, holding the first and last sample / pose), the joints are simulated
-    (with `noise`, drawn per trial from `seed`), and both windows are low-passed at `lowpass_hz`.
+    (with the `sensor` model's errors, drawn per trial from `seed`), and both windows are low-passed at `lowpass_hz`.
     `max_trials` keeps that many trials evenly spread over the (action, subject, trial) list.
     """
     trials = wrist_trials(root, subjects)
@@ -302,14 +305,14 @@ def feature_windows(
     if not trials:
         raise ValueError(f"no wrist trials of subjects {list(subjects)} under root={root}")
     window = round(window_s * fs)
-    pipeline = _pipeline(fs, mount_rotation, noise)
+    pipeline = _pipeline(fs, mount_rotation, sensor)
     generator = torch.Generator().manual_seed(seed)
     real_windows, virtual_windows = [], []
     for key in trials:
         real, joints = _real_and_joints(Path(root), *key, fs)
         joints = torch.from_numpy(pad_to_length(joints.numpy(), round(window_s * MOTION_FPS) + 1))
         length = pipeline.output_length(joints.shape[0])
-        virtual = pipeline(joints, **pipeline.draw(length, generator))
+        virtual = pipeline(joints, pipeline.draw(length, generator))
         real_windows.append(pad_to_length(real, window))
         virtual_windows.append(virtual[:window].numpy())
     real, virtual = (lowpass(torch.from_numpy(np.stack(w)), lowpass_hz, fs).numpy()
@@ -358,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     features = commands.add_parser("features", help="catch22 / t-SNE / domain gap of real vs virtual windows")
     features.add_argument("--subjects", type=int, nargs="+", default=[2, 4, 6, 8])
     features.add_argument("--max-trials", type=int, default=None)
-    features.add_argument("--noise", action="store_true", help="add the config's sensor noise to the virtual IMU")
+    features.add_argument("--noise", action="store_true", help="add the config's sensor errors to the virtual IMU")
     features.add_argument("--perplexity", type=float, default=30.0)
     features.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -381,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return result
     figure, gap = features_analysis(
         args.root, args.subjects, perplexity=args.perplexity, seed=args.seed, max_trials=args.max_trials,
-        noise=config_noise() if args.noise else None, **rates,
+        sensor=config_sensor() if args.noise else None, **rates,
     )
     _save(figure, args.out / f"features{'_noise' if args.noise else ''}.png")
     print(json.dumps(gap, indent=2))

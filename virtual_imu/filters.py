@@ -55,17 +55,22 @@ def lowpass(signal: torch.Tensor, cutoff_hz: float, fs_hz: float) -> torch.Tenso
     return filtered.reshape(-1, channels, length).transpose(1, 2).reshape(signal.shape)
 
 
-def resample(signal: torch.Tensor, fs_in_hz: float, fs_out_hz: float) -> torch.Tensor:
+def resample(
+    signal: torch.Tensor, fs_in_hz: float, fs_out_hz: float, time_offset_s: torch.Tensor | None = None
+) -> torch.Tensor:
     """Resample `[..., T, C]` from `fs_in_hz` to `fs_out_hz` over the same time span.
 
-    Output sample k lies at time k / fs_out (k = 0 … floor((T−1)·fs_out/fs_in)). Linear interpolation;
-    when downsampling, an anti-aliasing low-pass at 0.45·fs_out runs first.
+    Output sample k lies at time k / fs_out (k = 0 … floor((T−1)·fs_out/fs_in)), shifted by
+    `time_offset_s` when given: seconds, broadcastable to `[..., T_out]` (a clock offset `[..., 1]`, a
+    per-sample jitter `[..., T_out]`); times outside the input span hold its first / last sample.
+    Linear interpolation, differentiable with respect to the signal and the offset; when downsampling,
+    an anti-aliasing low-pass at 0.45·fs_out runs first.
     """
     if not fs_in_hz > 0:
         raise ValueError(f"fs_in_hz must be > 0, got {fs_in_hz}")
     if not fs_out_hz > 0:
         raise ValueError(f"fs_out_hz must be > 0, got {fs_out_hz}")
-    if fs_out_hz == fs_in_hz:
+    if fs_out_hz == fs_in_hz and time_offset_s is None:
         return signal
     if fs_out_hz < fs_in_hz:
         signal = lowpass(signal, 0.45 * fs_out_hz, fs_in_hz)
@@ -73,6 +78,29 @@ def resample(signal: torch.Tensor, fs_in_hz: float, fs_out_hz: float) -> torch.T
     # A tiny epsilon keeps the last sample when (T−1)·ratio is an integer hit by rounding error.
     out_length = math.floor((length - 1) * fs_out_hz / fs_in_hz + 1e-9) + 1
     position = torch.arange(out_length, dtype=torch.float64, device=signal.device) * (fs_in_hz / fs_out_hz)
-    left = position.floor().long().clamp(max=length - 2)
-    fraction = (position - left).to(signal.dtype)[:, None]
-    return signal[..., left, :] * (1 - fraction) + signal[..., left + 1, :] * fraction
+    if time_offset_s is None:
+        left = position.floor().long().clamp(max=length - 2)
+        fraction = (position - left).to(signal.dtype)[:, None]
+        return signal[..., left, :] * (1 - fraction) + signal[..., left + 1, :] * fraction
+    try:
+        lead = torch.broadcast_shapes(signal.shape[:-2], time_offset_s.shape[:-1])
+        torch.broadcast_shapes(time_offset_s.shape[-1:], (out_length,))
+    except (RuntimeError, IndexError) as error:
+        raise ValueError(
+            f"time_offset_s {tuple(time_offset_s.shape)} must broadcast to [..., T_out] = [..., {out_length}] "
+            f"with the leading dims of signal {tuple(signal.shape)}"
+        ) from error
+    position = position.to(signal.dtype) + time_offset_s.to(signal.dtype) * fs_in_hz
+    return _interpolate_at(signal, position.expand(*lead, out_length))
+
+
+def _interpolate_at(signal: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """`signal` `[..., T, C]` linearly interpolated at fractional sample indices `position` `[*lead, T_out]`."""
+    length = signal.shape[-2]
+    lead = position.shape[:-1]
+    position = position.clamp(0, length - 1)
+    left = position.detach().floor().long().clamp(max=length - 2)
+    fraction = (position - left)[..., None]
+    signal = signal.expand(*lead, *signal.shape[-2:])
+    index = left[..., None].expand(*left.shape, signal.shape[-1])
+    return torch.gather(signal, -2, index) * (1 - fraction) + torch.gather(signal, -2, index + 1) * fraction

@@ -1,27 +1,32 @@
-"""Joints → wrist IMU windows: placement, simulation, resampling, sensor noise, windowing (batched, pure torch).
+"""Joints → wrist IMU: placement, simulation, resampling, MEMS sensor model (batched, pure torch).
 
 This is what the on-the-fly DataModule runs on the training device for every batch; it is also the unit
-the throughput benchmark measures.
+the throughput benchmark measures. Every random quantity is drawn per clip by `draw` (in a DataLoader
+worker, seeded by the clip) and applied here, so a clip is identical on any device and in any batch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import torch
 
 from virtual_imu import quaternion
 from virtual_imu.conventions import STANDARD_GRAVITY
-from virtual_imu.filters import resample
+from virtual_imu.filters import lowpass, resample
 from virtual_imu.kinematics import simulate
+from virtual_imu.mems import MEMSIMU
 from virtual_imu.mounting import MountJitter, rotate_imu
-from virtual_imu.noise import WhiteNoiseBias
 from virtual_imu.presets import preset
+from virtual_imu.randomization import MIRRORED_PLACEMENT, PlacementRandomization, yaw_motion
 from virtual_imu.validation import check_rate
 
 IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 """Channel order of every IMU tensor `[..., 6]`: specific force (m/s²) then angular rate (rad/s)."""
+
+_IDENTITY = (1.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -32,23 +37,28 @@ class WristIMUPipeline:
         placement: a preset name from `virtual_imu.presets.PRESETS` (e.g. "left_wrist").
         motion_fps: frame rate of the joint positions, Hz.
         target_hz: output data rate of the virtual sensor, Hz.
-        noise: sensor error model applied at the output rate.
+        sensor: the MEMS sensor model (errors, range, resolution, on-chip low-pass, sample-time jitter);
+            `virtual_imu.devices.device(name)` gives datasheet presets.
         lowpass_hz: optional zero-phase low-pass on sensor positions before differentiation.
         up_axis, gravity: world conventions of the motion (see `virtual_imu.simulate`).
         mount_rotation: fixed (w, x, y, z) rotation of the sensor relative to the preset's mounting
-            (e.g. a dataset's watch orientation, estimated with `virtual_imu.mounting.estimate_mount_rotation`).
+            (e.g. a dataset's watch orientation, estimated with `virtual_imu.mounting.estimate_mount_rotation`
+            or `virtual_imu.fit`).
         mount_jitter: random extra rotation per clip (augmentation for an unknown mounting), or None.
+        randomization: per-clip placement variation (offset, other wrist, upside down, yaw, random
+            rotation), or None.
     """
 
     placement: str = "left_wrist"
     motion_fps: float = 20.0
     target_hz: float = 50.0
-    noise: WhiteNoiseBias = field(default_factory=WhiteNoiseBias)
+    sensor: MEMSIMU = field(default_factory=MEMSIMU)
     lowpass_hz: float | None = None
     up_axis: str = "y"
     gravity: float = STANDARD_GRAVITY
-    mount_rotation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    mount_rotation: tuple[float, float, float, float] = _IDENTITY
     mount_jitter: MountJitter | None = None
+    randomization: PlacementRandomization | None = None
 
     def __post_init__(self):
         preset(self.placement)  # validates the name
@@ -63,48 +73,74 @@ class WristIMUPipeline:
         return math.floor((motion_frames - 1) * self.target_hz / self.motion_fps + 1e-9) + 1
 
     def draw(self, imu_length: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """The random draws of one clip, keyed like the arguments of `__call__` (without the batch dim)."""
-        white, bias = WhiteNoiseBias.draw((imu_length, 6), generator)
-        draws = {"noise_white": white, "noise_bias": bias}
+        """The random draws of one clip, keyed like `__call__`'s `draws` (without the batch dim)."""
+        draws = self.sensor.draw(imu_length, generator)
         if self.mount_jitter is not None:
             draws["mount_jitter"] = self.mount_jitter.draw((), generator)
+        if self.randomization is not None:
+            draws.update(self.randomization.draw(generator))
         return draws
 
-    def __call__(
-        self,
-        joints: torch.Tensor,
-        noise_white: torch.Tensor | None = None,
-        noise_bias: torch.Tensor | None = None,
-        mount_jitter: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def __call__(self, joints: torch.Tensor, draws: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """IMU signals `[..., T_out, 6]` (acc m/s², gyro rad/s) from joints `[..., T, J, 3]` (metres).
 
-        `noise_white` `[..., T_out, 6]` and `noise_bias` `[..., 1, 6]` are unit-variance draws
-        (see `WhiteNoiseBias.draw`); without them the output is noise-free. `mount_jitter` `[..., 4]`
-        rotates each clip's sensor further (see `draw`).
+        `draws` holds the batched per-clip draws of `draw` (extra keys are ignored, so a whole collated
+        batch can be passed). Without them the sensor is ideal apart from its range and resolution and the
+        placement is the nominal one.
         """
-        positions, orientations = preset(self.placement).place(joints)
+        randomized = self.randomization is not None and draws is not None
+        if randomized and self.randomization.global_yaw:
+            joints = yaw_motion(joints, draws["placement_yaw_rad"], self.up_axis)
+        positions, orientations = self._place(joints, draws if randomized else None)
         acc, gyro = simulate(
             positions, orientations, self.motion_fps, gravity=self.gravity, up_axis=self.up_axis, lowpass_hz=self.lowpass_hz
         )
         imu = torch.cat((acc, gyro), dim=-1)
-        rotation = None if self.mount_rotation == (1.0, 0.0, 0.0, 0.0) else imu.new_tensor(self.mount_rotation)
-        if mount_jitter is not None:
-            # Jitter turns the already-mounted sensor: one composed rotation, new-to-preset = mount ⊗ jitter.
-            jitter = mount_jitter.to(imu.dtype)
-            rotation = jitter if rotation is None else quaternion.multiply(rotation.expand_as(jitter), jitter)
+        rotation = self._sensor_rotation(imu, draws, randomized)
         if rotation is not None:
             imu = rotate_imu(imu, rotation)
-        imu = resample(imu, self.motion_fps, self.target_hz)
-        if noise_white is not None:
-            if noise_bias is None or noise_white.shape != imu.shape:
-                raise ValueError(
-                    f"noise_white must have the output's shape {tuple(imu.shape)} and come with noise_bias, got "
-                    f"{tuple(noise_white.shape)}"
-                )
-            acc_noisy, gyro_noisy = self.noise.apply(imu[..., :3], imu[..., 3:], noise_white, noise_bias)
-            imu = torch.cat((acc_noisy, gyro_noisy), dim=-1)
-        return imu
+        bandwidth = self.sensor.bandwidth_hz
+        if bandwidth is not None and bandwidth < self.motion_fps / 2:  # above it the motion holds nothing to remove
+            imu = lowpass(imu, bandwidth, self.motion_fps)
+        jitter = self.sensor.time_offsets_s(draws) if draws is not None and self.sensor.time_jitter_std_s > 0 else None
+        imu = resample(imu, self.motion_fps, self.target_hz, time_offset_s=jitter)
+        return self.sensor.measure(imu, self.target_hz, draws)
+
+    def _place(self, joints: torch.Tensor, draws: Mapping[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sensor positions `[..., T, 3]` and orientations `[..., T, 4]`, with the drawn offset and wrist."""
+        if draws is None:
+            return preset(self.placement).place(joints)
+
+        def placed(name: str):
+            nominal = preset(name).mount.offset_m
+            along = draws["placement_offset_along_m"].to(joints.dtype)
+            offset = torch.stack((nominal[0] + along, *(torch.full_like(along, v) for v in nominal[1:])), dim=-1)
+            return preset(name).place(joints, offset_m=offset)
+
+        positions, orientations = placed(self.placement)
+        if self.randomization.other_wrist_probability > 0:
+            other = draws["placement_other_wrist"][..., None, None]
+            other_positions, other_orientations = placed(MIRRORED_PLACEMENT[self.placement])
+            positions = torch.where(other, other_positions, positions)
+            orientations = torch.where(other, other_orientations, orientations)
+        return positions, orientations
+
+    def _sensor_rotation(
+        self, imu: torch.Tensor, draws: Mapping[str, torch.Tensor] | None, randomized: bool
+    ) -> torch.Tensor | None:
+        """New-sensor-to-preset rotation `[..., 4]`: mount ⊗ jitter ⊗ upside-down ⊗ random, or None for identity."""
+        parts = [] if self.mount_rotation == _IDENTITY else [imu.new_tensor(self.mount_rotation)]
+        if self.mount_jitter is not None and draws is not None:
+            parts.append(draws["mount_jitter"].to(imu.dtype))
+        if randomized:
+            extra = PlacementRandomization.extra_rotation(draws["placement_upside_down"], draws["placement_rotation"])
+            parts.append(extra.to(imu.dtype))
+        if not parts:
+            return None
+        rotation = parts[0]
+        for part in parts[1:]:
+            rotation = quaternion.multiply(*torch.broadcast_tensors(rotation, part))
+        return rotation
 
 
 def sliding_windows(signal: torch.Tensor, window: int, stride: int) -> torch.Tensor:

@@ -63,16 +63,22 @@ class SensorMount:
     mount_rotation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
 
     def attach(
-        self, joint_positions: torch.Tensor, segment_orientations: torch.Tensor
+        self,
+        joint_positions: torch.Tensor,
+        segment_orientations: torch.Tensor,
+        offset_m: torch.Tensor | None = None,
+        mount_rotation: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sensor positions `[..., T, 3]` and sensor-to-world orientations `[..., T, 4]`.
 
         Args:
             joint_positions: `[..., T, 3]` world position of the segment's origin joint (metres).
             segment_orientations: `[..., T, 4]` segment-to-world unit quaternions.
+            offset_m, mount_rotation: per-clip `[..., 3]` / `[..., 4]` tensors replacing the mount's fixed
+                values (placement randomisation, fitting); they broadcast over time.
         """
-        offset = joint_positions.new_tensor(self.offset_m)
-        mount = segment_orientations.new_tensor(self.mount_rotation)
+        offset = joint_positions.new_tensor(self.offset_m) if offset_m is None else offset_m.unsqueeze(-2)
+        mount = segment_orientations.new_tensor(self.mount_rotation) if mount_rotation is None else mount_rotation.unsqueeze(-2)
         positions = joint_positions + quaternion.rotate(segment_orientations, offset.expand_as(joint_positions))
         orientations = quaternion.multiply(segment_orientations, mount.expand_as(segment_orientations))
         return positions, orientations

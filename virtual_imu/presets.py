@@ -24,8 +24,18 @@ class LimbSensorPreset:
     body_right: str
     mount: SensorMount
 
-    def place(self, joints: torch.Tensor, joint_names: tuple[str, ...] = JOINT_NAMES) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sensor positions `[..., T, 3]` (m) and sensor-to-world quaternions `[..., T, 4]` from joints `[..., T, J, 3]`."""
+    def place(
+        self,
+        joints: torch.Tensor,
+        joint_names: tuple[str, ...] = JOINT_NAMES,
+        offset_m: torch.Tensor | None = None,
+        mount_rotation: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sensor positions `[..., T, 3]` (m) and sensor-to-world quaternions `[..., T, 4]` from joints `[..., T, J, 3]`.
+
+        `offset_m` `[..., 3]` and `mount_rotation` `[..., 4]` replace the mount's values per clip (see
+        `SensorMount.attach`).
+        """
         if joints.dim() < 3 or joints.shape[-2:] != (len(joint_names), 3):
             raise ValueError(f"joints must have shape [..., T, {len(joint_names)}, 3], got {tuple(joints.shape)}")
         index = {name: i for i, name in enumerate(joint_names)}
@@ -39,7 +49,7 @@ class LimbSensorPreset:
         segment = limb_frame(
             joint(self.proximal), joint(self.middle), joint(self.distal), joint(self.body_right) - joint(self.body_left)
         )
-        return self.mount.attach(joint(self.distal), segment)
+        return self.mount.attach(joint(self.distal), segment, offset_m, mount_rotation)
 
 
 LEFT_WRIST = LimbSensorPreset(

@@ -13,7 +13,7 @@ from datamodules.sim2real_datamodule import Sim2RealDataModule
 from datamodules.virtual_imu_datamodule import VirtualIMUDataModule
 from motion.procedural import ProceduralMotionSet
 from virtual_imu.filters import lowpass
-from virtual_imu.noise import WhiteNoiseBias
+from virtual_imu.mems import MEMSIMU, TriaxialErrors
 from virtual_imu.pipeline import WristIMUPipeline
 
 ACTIVITIES = ("walking", "running", "jumping")
@@ -47,11 +47,14 @@ def real_recordings(per_class: int, seed: int, *, scale: float = 1.0) -> list[IM
 
 
 def make(**overrides) -> Sim2RealDataModule:
-    noise = WhiteNoiseBias(acc_noise_std=0.05, acc_bias_std=0.1, gyro_noise_std=0.01, gyro_bias_std=0.01)
+    sensor = MEMSIMU(  # white-noise σ = N·√(50 Hz): 0.05 m/s², 0.01 rad/s
+        accelerometer=TriaxialErrors(noise_density=0.05 / 50**0.5, bias_std=0.1),
+        gyroscope=TriaxialErrors(noise_density=0.01 / 50**0.5, bias_std=0.01),
+    )
     kwargs = dict(
         train_motion=motion(1, 6),
         val_motion=motion(2, 3),
-        pipeline=WristIMUPipeline(placement="left_wrist", motion_fps=20.0, target_hz=50.0, noise=noise),
+        pipeline=WristIMUPipeline(placement="left_wrist", motion_fps=20.0, target_hz=50.0, sensor=sensor),
         real_test=real_recordings(2, seed=0),
         label_key="activity",
         window_s=WINDOW_S,

@@ -62,9 +62,9 @@ def test_noise_draws_depend_on_the_clip_not_the_batch(make_datamodule):
     datamodule = make_datamodule()
     datamodule.setup("fit")
     dataset: MotionClipDataset = datamodule.datasets["train"]
-    assert torch.equal(dataset[3]["noise_white"], dataset[3]["noise_white"])
-    assert not torch.equal(dataset[3]["noise_white"], dataset[4]["noise_white"])
-    assert not torch.equal(datamodule.datasets["val"][3]["noise_white"], dataset[3]["noise_white"])
+    assert torch.equal(dataset[3]["sensor_white"], dataset[3]["sensor_white"])
+    assert not torch.equal(dataset[3]["sensor_white"], dataset[4]["sensor_white"])
+    assert not torch.equal(datamodule.datasets["val"][3]["sensor_white"], dataset[3]["sensor_white"])
 
 
 def test_state_dict_round_trip_keeps_normalization(make_datamodule):

@@ -20,6 +20,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from tests.datamodules.readers.fall_fixtures import SHARED_DATA  # noqa: E402
 from virtual_imu.filters import lowpass_kernel  # noqa: E402
@@ -51,10 +53,8 @@ def test_defaults_are_the_experiment_config():
     assert (pipeline["placement"], pipeline["target_hz"]) == ("right_wrist", s2r.FS_HZ)
     assert (config["imu_lowpass_hz"], config["window_s"]) == (s2r.LOWPASS_HZ, s2r.WINDOW_S)
     assert config["train_motion"]["fps"] == s2r.MOTION_FPS
-    noise = s2r.config_noise()
-    assert (noise.acc_noise_std, noise.acc_bias_std, noise.gyro_noise_std, noise.gyro_bias_std) == tuple(
-        pipeline["noise"][key] for key in ("acc_noise_std", "acc_bias_std", "gyro_noise_std", "gyro_bias_std")
-    )
+    assert {"sensor": "wide_noise"} in config["defaults"]
+    assert s2r.config_sensor() == instantiate(OmegaConf.load(s2r.CONFIG.parent / "sensor" / "wide_noise.yaml"))
 
 
 def test_pearson_r_by_hand():
@@ -166,23 +166,23 @@ def test_mount_command_fits_one_subject_and_scores_another(tmp_path, capsys):
 @needs_utd
 def test_feature_windows_pair_the_trials_and_add_noise_to_the_virtual_side_only():
     real, virtual, actions = s2r.feature_windows(UTD, [2], max_trials=3)
-    noise = s2r.config_noise()
-    noisy_real, noisy, _ = s2r.feature_windows(UTD, [2], max_trials=3, noise=noise, seed=7)
+    sensor = s2r.config_sensor()
+    noisy_real, noisy, _ = s2r.feature_windows(UTD, [2], max_trials=3, sensor=sensor, seed=7)
     assert real.shape == virtual.shape == (3, WINDOW, 6)
     assert actions.tolist() == [1, 11, 21]  # evenly spread over the 84 trials, action-major
     assert np.array_equal(real, noisy_real)
     # The same draws, in the same order: one clip of 5 s at 20 fps per trial.
-    pipeline = s2r._pipeline(s2r.FS_HZ, s2r.CONFIG_MOUNT, noise)
+    pipeline = s2r._pipeline(s2r.FS_HZ, s2r.CONFIG_MOUNT, sensor)
     generator = torch.Generator().manual_seed(7)
     frames = round(s2r.WINDOW_S * s2r.MOTION_FPS) + 1
-    bias = np.stack([pipeline.draw(pipeline.output_length(frames), generator)["noise_bias"][0, :3].numpy()
+    bias = np.stack([pipeline.draw(pipeline.output_length(frames), generator)["sensor_bias"][:3].numpy()
                      for _ in actions])
     error = (noisy - virtual)[..., :3]
     # Per trial and axis the error is the bias σ·b plus low-passed white noise, whose mean over 125
     # samples has σ ≈ 0.05 / √125 = 0.0045 m/s²; its spread is σ_white·‖h‖₂ for the low-pass kernel h.
-    np.testing.assert_allclose(error.mean(axis=1), noise.acc_bias_std * bias, atol=0.02)  # measured ≤ 0.009
+    np.testing.assert_allclose(error.mean(axis=1), sensor.accelerometer.bias_std * bias, atol=0.02)  # measured ≤ 0.009
     kernel = lowpass_kernel(s2r.LOWPASS_HZ, s2r.FS_HZ, dtype=torch.float64)
-    expected_spread = noise.acc_noise_std * kernel.norm().item()  # 0.028 m/s²
+    expected_spread = sensor.accelerometer.noise_density * s2r.FS_HZ**0.5 * kernel.norm().item()  # 0.028 m/s²
     np.testing.assert_allclose(error.std(axis=1), expected_spread, rtol=0.3)  # measured 0.022–0.032
 
 

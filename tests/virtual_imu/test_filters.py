@@ -65,3 +65,27 @@ def test_resample_rejects_bad_rates(kwargs, match):
 def test_lowpass_rejects_cutoff_above_nyquist():
     with pytest.raises(ValueError, match="cutoff_hz"):
         lowpass(torch.zeros(10, 3), 12.0, 20.0)
+
+
+def test_resample_with_a_time_offset_is_exact_for_linear_signals_and_holds_the_edges():
+    fs_in, fs_out = 20.0, 50.0
+    signal = (3.0 * torch.arange(41, dtype=F64) / fs_in + 1.0)[:, None].repeat(2, 1, 1)  # [2, 41, 1]
+    offset = torch.tensor([[0.013], [-0.031]], dtype=F64)  # one clock offset per clip, seconds
+    out = resample(signal, fs_in, fs_out, time_offset_s=offset)
+    t = (torch.arange(101, dtype=F64) / fs_out + offset).clamp(0, 2.0)
+    torch.testing.assert_close(out[..., 0], 3.0 * t + 1.0, atol=1e-12, rtol=0)
+
+
+def test_resample_with_per_sample_jitter_and_its_gradient():
+    fs = 50.0
+    signal = (2.0 * torch.arange(60, dtype=F64) / fs)[:, None]  # slope 2 per second
+    jitter = torch.full((60,), 0.004, dtype=F64, requires_grad=True)
+    out = resample(signal, fs, fs, time_offset_s=jitter)
+    torch.testing.assert_close(out[:-1, 0], 2.0 * (torch.arange(59, dtype=F64) / fs + 0.004), atol=1e-12, rtol=0)
+    out[10:20].sum().backward()
+    torch.testing.assert_close(jitter.grad[10:20], torch.full((10,), 2.0, dtype=F64), atol=1e-9, rtol=0)
+
+
+def test_resample_names_an_offset_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="time_offset_s"):
+        resample(torch.zeros(2, 40, 3), 20.0, 50.0, time_offset_s=torch.zeros(3, 7))

@@ -224,8 +224,11 @@ def test_pipeline_mount_rotation_equals_rotating_its_output(walking_joints):
 def test_pipeline_jitter_rotates_each_clip_after_the_fixed_mounting(walking_joints):
     base = WristIMUPipeline()(walking_joints)
     mount = axis_angle((0.0, 1.0, 0.0), 180.0)
-    jitter = MountJitter(roll_deg=30.0, tilt_deg=15.0).draw((2,), torch.Generator().manual_seed(0))
-    out = WristIMUPipeline(mount_rotation=tuple(mount.tolist()))(walking_joints, mount_jitter=jitter)
+    jitter_model = MountJitter(roll_deg=30.0, tilt_deg=15.0)
+    jitter = jitter_model.draw((2,), torch.Generator().manual_seed(0))
+    pipeline = WristIMUPipeline(mount_rotation=tuple(mount.tolist()), mount_jitter=jitter_model)
+    ideal_sensor = {key: value.expand(2, *value.shape) for key, value in pipeline.sensor.draw(98).items()}
+    out = pipeline(walking_joints, {**ideal_sensor, "mount_jitter": jitter})
     expected = rotate_imu(rotate_imu(base, mount), jitter)
     torch.testing.assert_close(out, expected, rtol=0, atol=MOUNT_TOL)
     assert not torch.allclose(out[0], rotate_imu(rotate_imu(base[0], mount), jitter[1]), atol=1e-2)
@@ -241,11 +244,11 @@ def test_pipeline_rejects_a_mount_rotation_that_is_not_a_unit_quaternion(mount_r
 
 def test_pipeline_draw_keys_and_reproducibility():
     plain = WristIMUPipeline().draw(30, torch.Generator().manual_seed(5))
-    assert set(plain) == {"noise_white", "noise_bias"}
-    assert plain["noise_white"].shape == (30, 6) and plain["noise_bias"].shape == (1, 6)
+    assert all(key.startswith("sensor_") for key in plain)
+    assert plain["sensor_white"].shape == (30, 6)
     jittered = WristIMUPipeline(mount_jitter=MountJitter(roll_deg=20.0)).draw(30, torch.Generator().manual_seed(5))
-    assert set(jittered) == {"noise_white", "noise_bias", "mount_jitter"} and jittered["mount_jitter"].shape == (4,)
-    # The jitter is drawn after the noise: adding it leaves the noise stream unchanged.
+    assert set(jittered) == {*plain, "mount_jitter"} and jittered["mount_jitter"].shape == (4,)
+    # The jitter is drawn after the sensor errors: adding it leaves the sensor stream unchanged.
     for key in plain:
         torch.testing.assert_close(jittered[key], plain[key], rtol=0, atol=0)
     again = WristIMUPipeline(mount_jitter=MountJitter(roll_deg=20.0)).draw(30, torch.Generator().manual_seed(5))
