@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import smplx
 import torch
-from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
+from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, lbs, vertices2joints
 from smplx.utils import Struct
 
 from motion import skeleton
@@ -230,6 +230,35 @@ def _load_body_model(file: str, model_type: str, gender: str, num_betas: int, de
     return body_model.to(device).eval()
 
 
+def _as_model_tensors(body_model: torch.nn.Module, poses, trans, betas, min_pose_width: int):
+    """`poses` `[T, P ≥ min_pose_width]`, `trans` `[T, 3]`, `betas` `[B]` as tensors of the model's dtype and device."""
+    dtype, device = body_model.v_template.dtype, body_model.v_template.device
+    poses = torch.as_tensor(poses, dtype=dtype, device=device)
+    trans = torch.as_tensor(trans, dtype=dtype, device=device)
+    betas = torch.as_tensor(betas, dtype=dtype, device=device)
+    if poses.ndim != 2 or poses.shape[0] == 0 or poses.shape[1] < min_pose_width:
+        raise ValueError(f"poses must have shape [T ≥ 1, P ≥ {min_pose_width}], got {tuple(poses.shape)}")
+    if trans.shape != (poses.shape[0], 3):
+        raise ValueError(f"trans must have shape [{poses.shape[0]}, 3] like poses, got {tuple(trans.shape)}")
+    if betas.ndim != 1:
+        raise ValueError(f"betas must have shape [B], got {tuple(betas.shape)}")
+    return poses, trans, betas
+
+
+def rest_vertices(body_model: torch.nn.Module, betas) -> torch.Tensor:
+    """Vertices `[V, 3]` (m) of the shaped body in its rest pose (SMPL's T-pose), in the model's own frame.
+
+    That frame is SMPL's canonical one: y up, the body facing +z, no root rotation or translation (AMASS
+    stands it in its z-up world through the root rotation). Template + shape blend shapes of the first
+    min(B, body_model.num_betas) of `betas` `[B]`; differentiable in `betas`.
+    """
+    betas = torch.as_tensor(betas, dtype=body_model.v_template.dtype, device=body_model.v_template.device)
+    if betas.ndim != 1:
+        raise ValueError(f"betas must have shape [B], got {tuple(betas.shape)}")
+    num_betas = min(betas.shape[0], body_model.num_betas)
+    return body_model.v_template + blend_shapes(betas[None, :num_betas], body_model.shapedirs[..., :num_betas])[0]
+
+
 def smpl_joints(body_model: torch.nn.Module, poses, trans, betas) -> torch.Tensor:
     """Positions `[T, 22, 3]` (m) of the 22 body joints, in the body model's world (z up for AMASS).
 
@@ -245,26 +274,45 @@ def smpl_joints(body_model: torch.nn.Module, poses, trans, betas) -> torch.Tenso
         trans: `[T, 3]` root translation (m).
         betas: `[B]` shape coefficients; the first min(B, body_model.num_betas) are used.
     """
-    dtype, device = body_model.v_template.dtype, body_model.v_template.device
-    poses = torch.as_tensor(poses, dtype=dtype, device=device)
-    trans = torch.as_tensor(trans, dtype=dtype, device=device)
-    betas = torch.as_tensor(betas, dtype=dtype, device=device)
-    if poses.ndim != 2 or poses.shape[0] == 0 or poses.shape[1] < _BODY_POSE_WIDTH:
-        raise ValueError(f"poses must have shape [T ≥ 1, P ≥ {_BODY_POSE_WIDTH}], got {tuple(poses.shape)}")
-    if trans.shape != (poses.shape[0], 3):
-        raise ValueError(f"trans must have shape [{poses.shape[0]}, 3] like poses, got {tuple(trans.shape)}")
-    if betas.ndim != 1:
-        raise ValueError(f"betas must have shape [B], got {tuple(betas.shape)}")
-    num_betas = min(betas.shape[0], body_model.num_betas)
-    shape_offsets = blend_shapes(betas[None, :num_betas], body_model.shapedirs[..., :num_betas])
-    shaped_vertices = body_model.v_template + shape_offsets
-    rest_joints = vertices2joints(body_model.J_regressor[: skeleton.NUM_JOINTS], shaped_vertices)
+    poses, trans, betas = _as_model_tensors(body_model, poses, trans, betas, _BODY_POSE_WIDTH)
+    rest_joints = vertices2joints(body_model.J_regressor[: skeleton.NUM_JOINTS], rest_vertices(body_model, betas)[None])
     frames = poses.shape[0]
     rotations = batch_rodrigues(poses[:, :_BODY_POSE_WIDTH].reshape(-1, 3)).reshape(frames, -1, 3, 3)
     posed_joints, _ = batch_rigid_transform(
-        rotations, rest_joints.expand(frames, -1, -1), body_model.parents[: skeleton.NUM_JOINTS], dtype=dtype
+        rotations, rest_joints.expand(frames, -1, -1), body_model.parents[: skeleton.NUM_JOINTS],
+        dtype=body_model.v_template.dtype,
     )
     return posed_joints + trans[:, None, :]
+
+
+def smpl_vertices(body_model: torch.nn.Module, poses, trans, betas) -> torch.Tensor:
+    """Posed mesh vertices `[T, V, 3]` (m) in the project's **y-up** world (`z_up_to_y_up` of the AMASS world).
+
+    Equal to `z_up_to_y_up(body_model(...).vertices)` (tested): template + shape blend shapes
+    (`rest_vertices`, shared with `smpl_joints`), pose blend shapes and linear blend skinning by smplx's
+    `lbs`, then the root translation. Differentiable in poses, trans and betas. The faces are
+    `body_model.faces_tensor`; the joints in the same world are `z_up_to_y_up(smpl_joints(...))`.
+
+    Args:
+        body_model: an smplx `SMPL`, `SMPLH` or `SMPLX` module.
+        poses: `[T, P]` axis-angle (rad) in AMASS order, P = 3 × the model's joint count (72 SMPL, 156
+            SMPL+H, 165 SMPL-X): hands, jaw and eyes move vertices, so every column is read.
+        trans: `[T, 3]` root translation (m), AMASS world (z up).
+        betas: `[B]` shape coefficients; the first min(B, body_model.num_betas) are used.
+    """
+    pose_width = 3 * body_model.parents.numel()
+    poses, trans, betas = _as_model_tensors(body_model, poses, trans, betas, pose_width)
+    if poses.shape[1] != pose_width:
+        raise ValueError(f"poses must have shape [T, {pose_width}] for this body model, got {tuple(poses.shape)}")
+    pose_mean = getattr(body_model, "pose_mean", None)  # SMPL+H / SMPL-X hand mean (zero for flat hands)
+    full_pose = poses if pose_mean is None else poses + pose_mean
+    # The shape is already in the template (rest_vertices), so lbs gets no shape coefficients.
+    no_betas = betas.new_zeros(poses.shape[0], 0)
+    vertices, _ = lbs(
+        no_betas, full_pose, rest_vertices(body_model, betas), body_model.shapedirs[..., :0], body_model.posedirs,
+        body_model.J_regressor, body_model.parents, body_model.lbs_weights,
+    )
+    return z_up_to_y_up(vertices + trans[:, None, :])
 
 
 def z_up_to_y_up(points):
