@@ -37,7 +37,7 @@ class MotionClipDataset(Dataset):
 
     Keys: `joints` `[T, J, 3]` float32 (m), `label` (index into `class_names`), `safety` (0 safe, 1 unsafe),
     `clip_index`, and the pipeline's random draws for the clip (`WristIMUPipeline.draw`: sensor errors,
-    mounting jitter, placement randomisation).
+    mounting jitter, placement randomisation) and, for clips worn by a drawn body, `body_girth_scale`.
     """
 
     def __init__(
@@ -68,10 +68,13 @@ class MotionClipDataset(Dataset):
         if clip.activity not in self.class_names:
             raise ValueError(f"clip {index} has activity {clip.activity!r}, not one of class_names {self.class_names}")
         generator = torch.Generator().manual_seed(item_seed(self.noise_seed, index))
-        return {
+        item = {
             "joints": torch.as_tensor(np.asarray(clip.joints, dtype=np.float32)),
             "label": torch.tensor(self.class_names.index(clip.activity)),
             "safety": torch.tensor(SAFETY_LABELS.index(clip.safety)),
             "clip_index": torch.tensor(index),
             **self.pipeline.draw(self.imu_length, generator),
         }
+        if hasattr(clip, "girth_scale"):  # a body-shape variation (datamodules.body_variation)
+            item["body_girth_scale"] = torch.tensor(clip.girth_scale, dtype=torch.float32)
+        return item

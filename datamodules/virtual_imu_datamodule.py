@@ -9,10 +9,13 @@ the LightningModule is
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, DistributedSampler
 
+from datamodules.body_variation import BodyShapeVariation
 from datamodules.motion_dataset import MotionClipDataset, MotionSet
 from virtual_imu.pipeline import WristIMUPipeline, sliding_windows
 
@@ -28,6 +31,9 @@ class VirtualIMUDataModule(LightningDataModule):
         batch_size: clips per batch (each clip yields several windows).
         seed: seed of the per-clip sensor-noise draws and of the training shuffle.
         normalization_clips: number of training clips the channel mean / std are estimated from.
+        body_shapes: names from `motion.body_shapes.BODY_SHAPES`; each clip of every split is then worn by
+            one of these bodies, drawn per clip (`datamodules.body_variation`). None: the motion's own body.
+        reference_body: the body the motion's skeleton has (used with `body_shapes`).
     """
 
     def __init__(
@@ -43,6 +49,8 @@ class VirtualIMUDataModule(LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         normalization_clips: int = 256,
+        body_shapes: Sequence[str] | None = None,
+        reference_body: str = "male_average",
     ):
         super().__init__()
         if not 0 <= overlap < 1:
@@ -56,6 +64,13 @@ class VirtualIMUDataModule(LightningDataModule):
                 raise ValueError(f"{name}.activities {tuple(motion.activities)} differ from train_motion's")
         self.save_hyperparameters(ignore=["train_motion", "val_motion", "test_motion", "pipeline"], logger=False)
         self.motion = {"train": train_motion, "val": val_motion, "test": test_motion}
+        if body_shapes is not None:
+            body_shapes = [str(name) for name in body_shapes]  # a Hydra ListConfig → plain names
+            self.hparams.body_shapes = body_shapes
+            self.motion = {
+                split: BodyShapeVariation(motion, shapes=body_shapes, reference=reference_body, seed=seed * 3 + k)
+                for k, (split, motion) in enumerate(self.motion.items())
+            }
         self.pipeline = pipeline
         self.class_names = tuple(train_motion.activities)
         self.window = round(window_s * pipeline.target_hz)

@@ -116,3 +116,25 @@ def test_hydra_multirun_over_seeds(tmp_path):
 def test_train_with_ddp_on_two_cpu_processes(tmp_path):
     run("train.py", *FAST, "trainer=ddp_cpu", run_dir=tmp_path)
     assert "test/balanced_acc" in metrics(tmp_path)
+
+
+@pytest.mark.parametrize("sensor", ["ideal", "bmi270", "consumer_phone", "wide_noise"])
+def test_the_sensor_is_a_config_group(sensor):
+    from hydra.utils import instantiate
+
+    from virtual_imu.mems import MEMSIMU
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data/sensor={sensor}"])
+    model = instantiate(cfg.data.pipeline.sensor)
+    assert isinstance(model, MEMSIMU)
+    assert (model == MEMSIMU()) == (sensor == "ideal")
+
+
+def test_varied_experiment_trains_with_bodies_placements_and_a_phone_imu(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=deepconvlstm_varied"])
+    assert len(cfg.data.body_shapes) == 8 and cfg.data.pipeline.sensor.name == "consumer_phone"
+    assert cfg.data.pipeline.randomization.other_wrist_probability == 0.5
+    run("train.py", "experiment=deepconvlstm_varied", *FAST, "test=false", run_dir=tmp_path)
+    assert 0.0 <= metrics(tmp_path)["val/balanced_acc"] <= 1.0

@@ -91,7 +91,7 @@ class WristIMUPipeline:
         randomized = self.randomization is not None and draws is not None
         if randomized and self.randomization.global_yaw:
             joints = yaw_motion(joints, draws["placement_yaw_rad"], self.up_axis)
-        positions, orientations = self._place(joints, draws if randomized else None)
+        positions, orientations = self._place(joints, draws)
         acc, gyro = simulate(
             positions, orientations, self.motion_fps, gravity=self.gravity, up_axis=self.up_axis, lowpass_hz=self.lowpass_hz
         )
@@ -107,18 +107,27 @@ class WristIMUPipeline:
         return self.sensor.measure(imu, self.target_hz, draws)
 
     def _place(self, joints: torch.Tensor, draws: Mapping[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sensor positions `[..., T, 3]` and orientations `[..., T, 4]`, with the drawn offset and wrist."""
-        if draws is None:
+        """Sensor positions `[..., T, 3]` and orientations `[..., T, 4]`, with the drawn offset and wrist.
+
+        A `body_girth_scale` draw `[...]` (a thicker or thinner limb than the preset's) scales the
+        sensor's stand-off from the bone, the offset's y and z.
+        """
+        randomized = self.randomization is not None and draws is not None
+        girth = None if draws is None else draws.get("body_girth_scale")
+        if not randomized and girth is None:
             return preset(self.placement).place(joints)
 
         def placed(name: str):
-            nominal = preset(name).mount.offset_m
-            along = draws["placement_offset_along_m"].to(joints.dtype)
-            offset = torch.stack((nominal[0] + along, *(torch.full_like(along, v) for v in nominal[1:])), dim=-1)
+            offset = joints.new_tensor(preset(name).mount.offset_m).expand(*joints.shape[:-3], 3)
+            if girth is not None:
+                offset = offset * torch.stack((torch.ones_like(girth), girth, girth), dim=-1).to(joints.dtype)
+            if randomized:
+                along = draws["placement_offset_along_m"].to(joints.dtype)
+                offset = offset + torch.stack((along, torch.zeros_like(along), torch.zeros_like(along)), dim=-1)
             return preset(name).place(joints, offset_m=offset)
 
         positions, orientations = placed(self.placement)
-        if self.randomization.other_wrist_probability > 0:
+        if randomized and self.randomization.other_wrist_probability > 0:
             other = draws["placement_other_wrist"][..., None, None]
             other_positions, other_orientations = placed(MIRRORED_PLACEMENT[self.placement])
             positions = torch.where(other, other_positions, positions)
