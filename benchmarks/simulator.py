@@ -1,10 +1,16 @@
-"""Simulator throughput: `python benchmarks/simulator.py [--clips 1024 --frames 196 --sensors 2]`.
+"""Simulator throughput: `python benchmarks/simulator.py [--clips 1024 --frames 196 --sensors 2 --batch 256]`.
 
-Prints IMU samples per second of `virtual_imu.simulate` and, measured in the same run on the same input,
-of a plain vectorised NumPy implementation of the same formulas (central / one-sided second differences,
-quaternion rotation, log map of consecutive orientations); the ratio is what to read (machines are
-noisy). On a CUDA device it also reports the achieved memory bandwidth (bytes of inputs + outputs per
-second) next to a device-to-device copy of the same bytes.
+1. Core: IMU samples per second of `virtual_imu.simulate` and, measured in the same run on the same input,
+   of a plain vectorised NumPy implementation of the same formulas (central / one-sided second
+   differences, quaternion rotation, log map of consecutive orientations).
+2. Full pipeline: placement + kinematics + resampling + MEMS sensor model (BMI270 preset) + placement
+   randomisation + windowing, as the on-the-fly DataModule runs it on a batch of `--batch` procedural
+   clips, against one DeepConvLSTM training step (forward, backward, Adam) on the windows of that batch,
+   on the same device in the same run: the ratio is the simulator's share of a training step.
+
+Ratios are what to read (machines are noisy). On a CUDA device every measurement is repeated there, with
+the achieved memory bandwidth (bytes of inputs + outputs per second) next to a device-to-device copy of
+the same bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from motion.procedural import ProceduralMotionSet  # noqa: E402
+from networks.deepconvlstm import DeepConvLSTM  # noqa: E402
 from virtual_imu import STANDARD_GRAVITY, simulate  # noqa: E402
 from virtual_imu import quaternion  # noqa: E402
+from virtual_imu.devices import device  # noqa: E402
+from virtual_imu.mounting import MountJitter  # noqa: E402
+from virtual_imu.pipeline import WristIMUPipeline, sliding_windows  # noqa: E402
+from virtual_imu.randomization import PlacementRandomization  # noqa: E402
 
 
 def numpy_reference(positions: np.ndarray, orientations: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +85,59 @@ def best_time(function, repeats: int, synchronize=lambda: None) -> float:
     return min(times)
 
 
+def pipeline_batch(clips: int, seed: int = 0) -> tuple[WristIMUPipeline, torch.Tensor, dict[str, torch.Tensor]]:
+    """The DataModule's pipeline (BMI270, jitter, randomisation), `clips` 4 s procedural clips and their draws."""
+    pipeline = WristIMUPipeline(
+        sensor=device("bmi270"),
+        mount_jitter=MountJitter(roll_deg=30.0, tilt_deg=15.0),
+        randomization=PlacementRandomization(offset_along_m=0.03, other_wrist_probability=0.5, upside_down_probability=0.1),
+    )
+    motion = ProceduralMotionSet(num_clips=clips, seed=seed, duration_s=4.0, fps=pipeline.motion_fps)
+    joints = torch.from_numpy(np.stack([motion[i].joints for i in range(clips)])).float()
+    generator = torch.Generator().manual_seed(seed)
+    per_clip = [pipeline.draw(pipeline.output_length(joints.shape[1]), generator) for _ in range(clips)]
+    draws = {key: torch.stack([d[key] for d in per_clip]) for key in per_clip[0]}
+    return pipeline, joints, draws
+
+
+def compare_pipeline_with_training(clips: int, repeats: int, device_: torch.device) -> None:
+    """Seconds per batch of the full pipeline and of a DeepConvLSTM training step, on `device_`."""
+    pipeline, joints, draws = pipeline_batch(clips)
+    joints, draws = joints.to(device_), {key: value.to(device_) for key, value in draws.items()}
+    window, stride = 100, 50  # 2 s at 50 Hz, 50 % overlap: the DataModule's defaults
+
+    def simulate_batch() -> torch.Tensor:
+        with torch.no_grad():
+            return sliding_windows(pipeline(joints, draws), window, stride).flatten(0, 1)
+
+    windows = simulate_batch()
+    labels = torch.randint(0, 10, (windows.shape[0],), generator=torch.Generator().manual_seed(0)).to(device_)
+    net = DeepConvLSTM(in_channels=6, num_classes=10).to(device_)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(windows), labels).backward()
+        optimizer.step()
+
+    synchronize = torch.cuda.synchronize if device_.type == "cuda" else (lambda: None)
+    t_pipeline = best_time(simulate_batch, repeats, synchronize)
+    t_step = best_time(train_step, repeats, synchronize)
+    samples = windows.shape[0] * window
+    print(f"[{device_}] full pipeline, {clips} clips × 4 s → {windows.shape[0]} windows of 2 s: "
+          f"{t_pipeline * 1e3:8.1f} ms ({joints.shape[0] * pipeline.output_length(joints.shape[1]) / t_pipeline / 1e6:.2f} "
+          f"M IMU samples/s)")
+    print(f"[{device_}] DeepConvLSTM training step on those {windows.shape[0]} windows ({samples:,} samples): "
+          f"{t_step * 1e3:8.1f} ms")
+    print(f"[{device_}] pipeline / training step = {t_pipeline / t_step:.3f} ({100 * t_pipeline / t_step:.1f} %)")
+    if device_.type == "cuda":
+        moved = (joints.numel() + sum(v.numel() for v in draws.values()) + windows.numel()) * 4
+        buffer = torch.empty(moved // 4, device=device_)
+        t_copy = best_time(lambda: buffer.clone(), repeats, synchronize)
+        print(f"[{device_}] pipeline bandwidth (inputs + output once): {moved / t_pipeline / 1e9:.1f} GB/s; "
+              f"a copy of the same bytes: {2 * moved / t_copy / 1e9:.1f} GB/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=1024)
@@ -80,6 +145,7 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=2)
     parser.add_argument("--fps", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=256, help="clips per training batch for the pipeline comparison")
     args = parser.parse_args()
 
     positions, orientations = make_trajectories(args.clips, args.sensors, args.frames, args.fps)
@@ -112,6 +178,10 @@ def main() -> None:
               f"a copy of the same bytes: {2 * moved / t_copy / 1e9:.1f} GB/s")
     else:
         print("no CUDA device: GPU throughput and bandwidth not measured")
+
+    compare_pipeline_with_training(args.batch, args.repeats, torch.device("cpu"))
+    if torch.cuda.is_available():
+        compare_pipeline_with_training(args.batch, args.repeats, torch.device("cuda"))
 
 
 if __name__ == "__main__":
