@@ -9,19 +9,24 @@ virtual windows per channel onto the distribution of that real calibration fract
 Both domains pass through the same preprocessing: an optional zero-phase low-pass at `imu_lowpass_hz`
 (matching the bandwidth of a noisy motion source such as Kinect), the channel subset `channels`, and
 z-normalisation with the statistics of the training domain.
+
+`paired_trials` pairs real recordings with the motion of the same trials when the motion set names its
+clips after them (UTD-MHAD's skeleton and inertial recordings), for looking at real vs virtual traces.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from datamodules.motion_dataset import MotionSet
 from datamodules.quantile_mapping import QuantileMap
 from datamodules.readers.base import IMURecording, LoadReport
-from datamodules.real_windows import RealWindowDataset, stratified_fraction
+from datamodules.real_windows import RealWindowDataset, recording_windows, stratified_fraction
 from datamodules.virtual_imu_datamodule import VirtualIMUDataModule
 from virtual_imu.filters import lowpass
 from virtual_imu.pipeline import WristIMUPipeline
@@ -31,6 +36,29 @@ TRAIN_DOMAINS = ("virtual", "real")
 
 def _recordings(source: LoadReport | Sequence[IMURecording]) -> list[IMURecording]:
     return list(source.recordings if isinstance(source, LoadReport) else source)
+
+
+def trial_name(recording: IMURecording) -> str:
+    """The recording's trial as `UTDSkeletonSet` ends its clips' captions: "s{subject}_t{trial}"."""
+    return f"s{recording.subject}_t{recording.trial}"
+
+
+@dataclass(frozen=True)
+class PairedTrial:
+    """One trial's real and noise-free virtual IMU, time-aligned (see `Sim2RealDataModule.paired_trials`).
+
+    Attributes:
+        name: the motion clip's caption, e.g. "UTD-MHAD draw_triangle s1_t1".
+        real, virtual: `[T, 6]` float32 (acc m/s², gyro rad/s), same T.
+        fs: their sampling rate, Hz.
+        lowpass_hz: the low-pass both went through, or None.
+    """
+
+    name: str
+    real: torch.Tensor
+    virtual: torch.Tensor
+    fs: float
+    lowpass_hz: float | None
 
 
 class Sim2RealDataModule(VirtualIMUDataModule):
@@ -109,11 +137,78 @@ class Sim2RealDataModule(VirtualIMUDataModule):
     def num_channels(self) -> int:
         return len(self.channels)
 
+    def _lowpass(self, imu: torch.Tensor) -> torch.Tensor:
+        """`imu_lowpass_hz` applied to `[..., T, 6]` (identity when None)."""
+        if self.hparams.imu_lowpass_hz is None:
+            return imu
+        return lowpass(imu, self.hparams.imu_lowpass_hz, self.pipeline.target_hz)
+
     def _preprocess(self, imu: torch.Tensor) -> torch.Tensor:
         """Low-pass and channel selection of `[..., W, 6]`, shared by both domains."""
-        if self.hparams.imu_lowpass_hz is not None:
-            imu = lowpass(imu, self.hparams.imu_lowpass_hz, self.pipeline.target_hz)
-        return imu[..., list(self.channels)]
+        return self._lowpass(imu)[..., list(self.channels)]
+
+    def paired_trials(self, count: int | None = None) -> list[PairedTrial]:
+        """Real recordings next to the noise-free simulation of the same trials' motion.
+
+        A motion clip (of `val_motion`, then `train_motion`) is the motion of a real recording (of the
+        calibration fraction of `real_train`, then `real_test`) when it has the recording's activity and
+        its caption ends with the recording's `trial_name`. Each pair is built as the model sees the two
+        domains, minus the sensor: the clip is simulated by `pipeline` without draws (ideal sensor, nominal
+        placement with `mount_rotation`, no jitter), the recording is centred in as many samples
+        (`placement="centre"`, as `UTDSkeletonSet` centres its clips), both are low-passed at
+        `imu_lowpass_hz`, then trimmed to the recording's own span there (the held edges dropped). All six
+        channels, before channel selection, quantile mapping and normalisation.
+
+        Args:
+            count: that many pairs, evenly spread over the matches in motion order; None: every match.
+
+        Returns:
+            The pairs, each trial once; an empty list when no clip matches a recording.
+        """
+        if count is not None and count < 1:
+            raise ValueError(f"count must be ≥ 1 or None, got {count}")
+        recordings: dict[tuple[str, str], IMURecording] = {}
+        for split in ("train", "test"):
+            for recording in self.real_sources.get(split, ()):
+                recordings.setdefault((recording.activity, trial_name(recording)), recording)
+        activities = {activity for activity, _ in recordings}
+        matches: dict[tuple[str, str], tuple[MotionSet, int]] = {}
+        for motion in (self.motion["val"], self.motion["train"]):
+            activity_of = getattr(motion, "activity_of", None)
+            for index in range(len(motion)):
+                # Generating a clip can be costly (procedural motion): only clips of a real activity are.
+                if activity_of is not None and activity_of(index) not in activities:
+                    continue
+                clip = motion[index]
+                key = (clip.activity, clip.caption.rsplit(" ", 1)[-1])
+                if key in recordings:
+                    matches.setdefault(key, (motion, index))
+        keys = list(matches)
+        if not keys:
+            return []
+        if count is not None and len(keys) > count:
+            keys = [keys[i] for i in np.unique(np.linspace(0, len(keys) - 1, count).round().astype(int))]
+        fs = self.pipeline.target_hz
+        for key in keys:
+            if recordings[key].fs != fs:
+                raise ValueError(
+                    f"recording {recordings[key].source or key} has fs={recordings[key].fs} Hz, "
+                    f"not the pipeline's target_hz={fs} Hz"
+                )
+        clips = [motion[index] for motion, index in (matches[key] for key in keys)]
+        joints = torch.stack([torch.as_tensor(np.asarray(clip.joints, dtype=np.float32)) for clip in clips])
+        with torch.no_grad():
+            virtual = self._lowpass(self.pipeline(joints))  # [K, L, 6]
+        length = virtual.shape[-2]
+        real = torch.from_numpy(np.stack([recording_windows(recordings[key], length, "centre")[0] for key in keys]))
+        real = self._lowpass(real.float())
+        pairs = []
+        for clip, key, real_one, virtual_one in zip(clips, keys, real, virtual):
+            samples = recordings[key].acc.shape[0]
+            start = max(0, (length - samples) // 2)  # where `pad_to_length` put the recording
+            span = slice(start, start + min(samples, length))
+            pairs.append(PairedTrial(clip.caption, real_one[span], virtual_one[span], fs, self.hparams.imu_lowpass_hz))
+        return pairs
 
     def _windows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         windows = self._preprocess(super()._windows(batch))

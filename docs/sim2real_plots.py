@@ -52,6 +52,7 @@ from datamodules.readers.utd_mhad import (  # noqa: E402
     read_utd_inertial,
 )
 from feature_space import catch22_features, domain_gap, feature_space_figure  # noqa: E402
+from lightning_modules.trace_figure import pearson_r, trace_figure  # noqa: E402
 from motion.kinect import kinect_to_humanml3d, read_utd_skeleton, skeleton_fps  # noqa: E402
 from virtual_imu.filters import lowpass, resample  # noqa: E402
 from virtual_imu.mounting import estimate_mount_rotation, rotate_imu  # noqa: E402
@@ -126,54 +127,6 @@ def paired_trial(
     length = min(len(real), len(virtual))
     real = lowpass(torch.from_numpy(real[:length]), lowpass_hz, fs)
     return real.numpy(), lowpass(virtual[:length], lowpass_hz, fs).numpy()
-
-
-def _check_pair(real, virtual) -> tuple[np.ndarray, np.ndarray]:
-    real, virtual = np.asarray(real, dtype=np.float64), np.asarray(virtual, dtype=np.float64)
-    for name, series in (("real", real), ("virtual", virtual)):
-        if series.ndim != 2 or series.shape[0] < 2 or series.shape[1] != 6:
-            raise ValueError(f"{name} must have shape [T ≥ 2, 6] (acc, gyro), got {series.shape}")
-        if not np.isfinite(series).all():
-            raise ValueError(f"{name} holds non-finite values")
-    if real.shape != virtual.shape:
-        raise ValueError(f"real and virtual must have the same shape, got {real.shape} and {virtual.shape}")
-    return real, virtual
-
-
-def pearson_r(real: np.ndarray, virtual: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each column of `[T, C]` with the same column of `[T, C]`: `[C]`."""
-    real = np.asarray(real, dtype=np.float64) - np.mean(real, axis=0)
-    virtual = np.asarray(virtual, dtype=np.float64) - np.mean(virtual, axis=0)
-    norms = np.linalg.norm(real, axis=0) * np.linalg.norm(virtual, axis=0)
-    if (norms == 0).any():
-        raise ValueError(f"channels {np.flatnonzero(norms == 0).tolist()} are constant: Pearson r is undefined")
-    return (real * virtual).sum(axis=0) / norms
-
-
-def trace_figure(real: np.ndarray, virtual: np.ndarray, fs: float, title: str) -> plt.Figure:
-    """Real vs virtual `[T, 6]` traces: rows x, y, z, norm; columns acc (m/s²) and gyro (rad/s).
-
-    Each panel's title ends with the Pearson r of its two curves ("r = 0.83").
-    """
-    real, virtual = _check_pair(real, virtual)
-    time = np.arange(real.shape[0]) / fs
-    figure, axes = plt.subplots(4, 2, figsize=(11, 8.5), sharex=True)
-    for column, (sensor, unit) in enumerate((("acc", "m/s²"), ("gyro", "rad/s"))):
-        triad = slice(3 * column, 3 * column + 3)
-        real_rows = np.column_stack((real[:, triad], np.linalg.norm(real[:, triad], axis=1)))
-        virtual_rows = np.column_stack((virtual[:, triad], np.linalg.norm(virtual[:, triad], axis=1)))
-        for row, (axis_name, r) in enumerate(zip(("x", "y", "z", "|·|"), pearson_r(real_rows, virtual_rows))):
-            axis = axes[row, column]
-            axis.plot(time, real_rows[:, row], color="k", linewidth=1.2, label="real")
-            axis.plot(time, virtual_rows[:, row], color="tab:orange", linewidth=1.2, label="virtual")
-            axis.set_title(f"{sensor} {axis_name}   r = {r:.2f}", fontsize=9)
-            axis.set_ylabel(unit)
-            axis.grid(alpha=0.3)
-        axes[-1, column].set_xlabel("time [s]")
-    axes[0, 0].legend(loc="best", fontsize=8)
-    figure.suptitle(title)
-    figure.tight_layout()
-    return figure
 
 
 def wrist_trials(root: str | Path, subjects: Sequence[int]) -> list[tuple[int, int, int]]:

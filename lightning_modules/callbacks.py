@@ -1,12 +1,20 @@
-"""Callbacks that make runs reproducible across interruptions."""
+"""Callbacks: reproducible runs across interruptions, and a look at the data a run trains and tests on."""
 
 from __future__ import annotations
 
+import logging
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 import torch
 from lightning import Callback
+from lightning.pytorch.loggers import WandbLogger
+
+from lightning_modules.trace_figure import trace_figure
+
+log = logging.getLogger(__name__)
 
 
 class RNGStateCheckpoint(Callback):
@@ -48,3 +56,52 @@ class RNGStateCheckpoint(Callback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class RealVsVirtualTraces(Callback):
+    """At the start of fit, plots real vs virtual IMU traces of trials whose real recording and motion the
+    datamodule both has (`Sim2RealDataModule.paired_trials`: UTD-MHAD's inertial and skeleton data).
+
+    Each of `num_trials` trials becomes a `trace_figure` (acc and gyro, per axis and norm, with Pearson r),
+    written to `{dirpath}/trace_{i}_{name}.png` and logged to every `WandbLogger` as an image under `key`.
+    The traces depend on the data alone, not on the model, so they are drawn once per run. Only global
+    rank 0 draws and logs (the other DDP ranks return at once; nothing here is a collective). A datamodule
+    without `paired_trials`, or without any pair, gets one warning and no figure.
+
+    Args:
+        num_trials: how many trials, spread over the pairs the datamodule finds.
+        dirpath: where the PNGs go; None: `{trainer.default_root_dir}/real_vs_virtual` (the run's output dir).
+        key: the W&B image key.
+    """
+
+    def __init__(self, *, num_trials: int = 4, dirpath: str | Path | None = None, key: str = "data/real_vs_virtual"):
+        if num_trials < 1:
+            raise ValueError(f"num_trials must be ≥ 1, got {num_trials}")
+        self.num_trials = num_trials
+        self.dirpath = dirpath
+        self.key = key
+        self.written: list[Path] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or self.written:
+            return
+        paired_trials = getattr(trainer.datamodule, "paired_trials", None)
+        pairs = paired_trials(self.num_trials) if paired_trials is not None else []
+        if not pairs:
+            log.warning(
+                "RealVsVirtualTraces: the datamodule %s pairs no real recording with its motion; no trace figures",
+                type(trainer.datamodule).__name__,
+            )
+            return
+        folder = Path(self.dirpath if self.dirpath is not None else Path(trainer.default_root_dir) / "real_vs_virtual")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, pair in enumerate(pairs):
+            filtered = f", low-passed at {pair.lowpass_hz:g} Hz" if pair.lowpass_hz is not None else ""
+            title = f"{pair.name}: real vs noise-free virtual IMU, {pair.fs:g} Hz{filtered}"
+            path = folder / f"trace_{i}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', pair.name)}.png"
+            trace_figure(pair.real, pair.virtual, pair.fs, title).savefig(path, dpi=100)
+            self.written.append(path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=self.key, images=[str(path) for path in self.written],
+                                 caption=[pair.name for pair in pairs], step=trainer.global_step)
