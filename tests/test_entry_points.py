@@ -138,3 +138,14 @@ def test_varied_experiment_trains_with_bodies_placements_and_a_phone_imu(tmp_pat
     assert cfg.data.pipeline.randomization.other_wrist_probability == 0.5
     run("train.py", "experiment=deepconvlstm_varied", *FAST, "test=false", run_dir=tmp_path)
     assert 0.0 <= metrics(tmp_path)["val/balanced_acc"] <= 1.0
+
+
+def test_fitted_utd_data_config_layers_the_fit_over_the_experiment():
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=sim2real_utd_mhad", "data=sim2real_utd_mhad_fitted"])
+    pipeline = instantiate(cfg.data.pipeline)
+    assert pipeline.placement == "right_wrist" and pipeline.target_hz == 25.0
+    assert pipeline.mount_jitter.roll_deg == 54.0 and pipeline.randomization.offset_along_m == 0.081
+    assert pipeline.sensor.accelerometer.bias_std == 1.242 and pipeline.sensor.accelerometer.noise_density == 0.01
