@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
@@ -36,14 +35,7 @@ needs_utd = pytest.mark.skipif(not UTD.is_dir(), reason=f"UTD-MHAD not in {SHARE
 WINDOW = 125  # 5 s at 25 Hz
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Trials of a few hundred samples: thread pools only add overhead (×20 for torch on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_defaults_are_the_experiment_config():

@@ -154,19 +154,25 @@ def test_pose_columns_follow_the_joint_order(smplh_model):
     np.testing.assert_allclose(joints[: sk.LEFT_WRIST], rest[: sk.LEFT_WRIST], atol=TOLERANCE_M)
 
 
-@pytest.mark.parametrize("model_type", ["smplh", "smpl"])
-def test_joints_equal_the_smplx_forward_pass(models_dir, model_type):
-    model = smpl.load_body_model(models_dir, model_type=model_type, gender="male", num_betas=10)
-    rng = np.random.default_rng(1)
-    frames, width = 5, smpl.POSE_WIDTHS[model_type]
-    poses = torch.as_tensor(rng.normal(0.0, 0.6, (frames, width)))
+def random_pose_and_forward(model, model_type: str, *, frames: int, seed: int):
+    """Random AMASS-layout `poses`, `trans`, `betas` and smplx's own forward pass on them."""
+    rng = np.random.default_rng(seed)
+    poses = torch.as_tensor(rng.normal(0.0, 0.6, (frames, smpl.POSE_WIDTHS[model_type])))
     trans = torch.as_tensor(rng.normal(0.0, 1.0, (frames, 3)))
     betas = torch.as_tensor(rng.normal(0.0, 1.0, 10))
     parts = {"global_orient": poses[:, :3], "body_pose": poses[:, 3:66 if model_type == "smplh" else 72]}
     if model_type == "smplh":
         parts.update(left_hand_pose=poses[:, 66:111], right_hand_pose=poses[:, 111:156])
     with torch.no_grad():
-        forward = model(betas=betas.expand(frames, -1), transl=trans, **parts).joints[:, : sk.NUM_JOINTS]
+        return poses, trans, betas, model(betas=betas.expand(frames, -1), transl=trans, **parts)
+
+
+@pytest.mark.parametrize("model_type", ["smplh", "smpl"])
+def test_joints_equal_the_smplx_forward_pass(models_dir, model_type):
+    model = smpl.load_body_model(models_dir, model_type=model_type, gender="male", num_betas=10)
+    poses, trans, betas, output = random_pose_and_forward(model, model_type, frames=5, seed=1)
+    forward = output.joints[:, : sk.NUM_JOINTS]
+    with torch.no_grad():
         joints = smpl.smpl_joints(model, poses, trans, betas)
     assert torch.allclose(joints, forward, atol=1e-9, rtol=0)
 

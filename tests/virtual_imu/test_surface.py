@@ -11,7 +11,7 @@ import torch
 
 from motion import skeleton as sk
 from motion import smpl
-from tests.motion.test_smpl import write_body_model
+from tests.motion.test_smpl import random_pose_and_forward, write_body_model
 from virtual_imu import STANDARD_GRAVITY, simulate
 from virtual_imu import quaternion as Q
 from virtual_imu.surface import SMPL_PRESETS, SurfaceSensor, smpl_preset
@@ -275,16 +275,8 @@ def test_bad_meshes_and_joints_are_named():
 def test_smpl_vertices_equal_the_smplx_forward_pass_and_the_sensor_sits_on_them(tmp_path, model_type):
     path = write_body_model(tmp_path / f"{model_type.upper()}_MALE.pkl", model_type)
     model = smpl.load_body_model(path, model_type=model_type, num_betas=10)
-    rng = np.random.default_rng(4)
-    frames, width = 3, smpl.POSE_WIDTHS[model_type]
-    poses = torch.as_tensor(rng.normal(0.0, 0.6, (frames, width)))
-    trans = torch.as_tensor(rng.normal(0.0, 1.0, (frames, 3)))
-    betas = torch.as_tensor(rng.normal(0.0, 1.0, 10))
-    parts = {"global_orient": poses[:, :3], "body_pose": poses[:, 3:66 if model_type == "smplh" else 72]}
-    if model_type == "smplh":
-        parts.update(left_hand_pose=poses[:, 66:111], right_hand_pose=poses[:, 111:156])
-    with torch.no_grad():
-        forward = model(betas=betas.expand(frames, -1), transl=trans, **parts).vertices
+    poses, trans, betas, output = random_pose_and_forward(model, model_type, frames=3, seed=4)
+    forward = output.vertices
     vertices = smpl.smpl_vertices(model, poses, trans, betas)
     assert vertices.shape == forward.shape
     torch.testing.assert_close(vertices, smpl.z_up_to_y_up(forward), atol=1e-9, rtol=0)
