@@ -61,6 +61,11 @@ class BodyShapeVariation:
 
     def __getitem__(self, index: int) -> ShapedClip:
         clip = self.motion[index]
+        if hasattr(clip, "trajectory_positions"):
+            raise ValueError(
+                f"clip {index} carries its own sensor trajectory (e.g. on the SMPL surface); a body-shape "
+                "variation would scale its joints but not the trajectory — set body_shapes to null"
+            )
         body = self.body_of(index)
         joints = torch.as_tensor(np.asarray(clip.joints, dtype=np.float32))
         scaled = scale_skeleton(joints, skeleton_scale(body, self.reference.height_m))

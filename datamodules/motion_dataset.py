@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from motion.procedural.dataset import SAFETY_LABELS
-from virtual_imu.pipeline import WristIMUPipeline
+from virtual_imu.pipeline import TRAJECTORY_KEYS, WristIMUPipeline
 
 
 class MotionSet(Protocol):
@@ -38,6 +38,9 @@ class MotionClipDataset(Dataset):
     Keys: `joints` `[T, J, 3]` float32 (m), `label` (index into `class_names`), `safety` (0 safe, 1 unsafe),
     `clip_index`, and the pipeline's random draws for the clip (`WristIMUPipeline.draw`: sensor errors,
     mounting jitter, placement randomisation) and, for clips worn by a drawn body, `body_girth_scale`.
+    A clip that carries its own sensor trajectory (e.g. on the SMPL surface, `motion.amass_clips`) adds
+    `trajectory_positions` `[T, 3]` and `trajectory_orientations` `[T, 4]` float32, which the pipeline then
+    simulates instead of its joint-based placement.
     """
 
     def __init__(
@@ -77,4 +80,7 @@ class MotionClipDataset(Dataset):
         }
         if hasattr(clip, "girth_scale"):  # a body-shape variation (datamodules.body_variation)
             item["body_girth_scale"] = torch.tensor(clip.girth_scale, dtype=torch.float32)
+        for key in TRAJECTORY_KEYS:
+            if hasattr(clip, key):
+                item[key] = torch.as_tensor(np.asarray(getattr(clip, key), dtype=np.float32))
         return item

@@ -29,8 +29,10 @@ run utd_quantile10 experiment=sim2real_utd_mhad data.quantile_mapping=true data.
 run falls_multiclass experiment=sim2real_falls label_key=label \
   'classes=[walking,running,stairs,sit_stand,jumping,stumbling,falling]'
 run utd_synthetic_all experiment=sim2real_utd_mhad 'train_subjects=[1,2,3,4,5,6,7,8]' 'test_subjects=[1,2,3,4,5,6,7,8]'
+# The placement fitted to the training subjects' pairs (docs/fit_utd_mhad.py --subjects 1 3 5 7) fed back.
+run utd_fitted experiment=sim2real_utd_mhad data=sim2real_utd_mhad_fitted
 
 "$PY" docs/sim2real_table.py "synthetic=$OUT/utd_synthetic" "synthetic + fine-tune 10 %=$OUT/utd_finetune10" \
   "synthetic + quantile mapping 10 %=$OUT/utd_quantile10" "real-only 10 %=$OUT/utd_real10" "real-only=$OUT/utd_real" \
-  "synthetic, all subjects=$OUT/utd_synthetic_all"
+  "synthetic, all subjects=$OUT/utd_synthetic_all" "synthetic, fitted placement=$OUT/utd_fitted"
 "$PY" docs/sim2real_table.py "fall vs ADL=$OUT/falls_binary" "multi-class (7)=$OUT/falls_multiclass"

@@ -1,7 +1,8 @@
 """Labelled BVH motion capture as a map-style clip set, and the labelled files of the public BVH sets.
 
 `BVHClipSet` cuts every file (loaded with `load_bvh_as_humanml3d`) into fixed-length crops and serves
-them as `MotionClip`s, like `ProceduralMotionSet`. Activity labels are whatever the entries say;
+them as `MotionClip`s, like `ProceduralMotionSet`; its base `CroppedClipSet` crops and labels files of
+any format (`motion.amass_clips.AMASSClipSet`). Activity labels are whatever the entries say;
 `cmu_entries` and `bandai_entries` label the CMU and Bandai-Namco files in the shared class names of
 `datamodules.labels.SHARED_CLASSES` from the files' published descriptions.
 """
@@ -60,12 +61,13 @@ def crop_starts(num_frames: int, crop_frames: int, stride_frames: int) -> list[i
     return starts
 
 
-class BVHClipSet:
-    """Map-style set of fixed-length crops of labelled BVH files.
+class CroppedClipSet:
+    """Map-style set of fixed-length crops of labelled motion files; a subclass reads one file (`_read`).
 
     Item i is crop `starts[k]` … `starts[k] + round(duration_s · fps)` of one file (see `crop_starts`),
-    as a `MotionClip` with float32 joints `[T, 22, 3]` (m, y up), the entry's activity, its safety, a
-    caption "<file stem> <start>–<end> s" and foot contacts by `foot_contact`.
+    as a `clip_type` (a `MotionClip`) with the crop of every per-frame array `_read` gives (float32 joints
+    `[T, 22, 3]` (m, y up), foot contacts, …), the entry's activity, its safety and a caption
+    "<file stem> <start>–<end> s".
 
     A file shorter than a crop gives one crop padded by holding its last frame (the body stays in its
     final pose, which suits falls that end on the floor) if it lasts at least `min_duration_s`; shorter
@@ -73,7 +75,7 @@ class BVHClipSet:
     would mislabel stillness (several Bandai-Namco runs and dashes last under a second).
 
     Args:
-        entries: (BVH path, activity) pairs.
+        entries: (path, activity) pairs.
         safety_of: activity → "safe" / "unsafe" (e.g. `datamodules.labels.safety_of`); motion code does not
             import the label space, so the rule comes from the caller.
         fps: frame rate of the clips (frames/s).
@@ -81,13 +83,14 @@ class BVHClipSet:
         min_duration_s: shortest file (s) that still gives a (padded) crop.
         activities: the class list; by default the sorted activities of the entries. Fixing it keeps
             class indices equal across sets that hold different activities.
-        rig: the files' rig (a `Rig` or a name in `retarget.RIGS`); None detects it per file.
-        cache: keep every file's joints in memory after the first load (else reload on each access).
+        cache: keep every file's arrays in memory after the first load (else reload on each access).
     """
+
+    clip_type = MotionClip
 
     def __init__(self, *, entries: Sequence[tuple[str | Path, str]], safety_of: Callable[[str], str], fps: float = sk.FPS,
                  duration_s: float = 4.0, stride_s: float = 2.0, min_duration_s: float = 2.0,
-                 activities: Sequence[str] | None = None, rig: Rig | str | None = None, cache: bool = True):
+                 activities: Sequence[str] | None = None, cache: bool = True):
         if isinstance(entries, (str, Path)) or len(entries) == 0:
             raise ValueError(f"entries must be a non-empty sequence of (path, activity) pairs, got {entries!r}")
         if not callable(safety_of):
@@ -114,13 +117,12 @@ class BVHClipSet:
         bad = {activity: label for activity, label in self.safety.items() if label not in SAFETY_LABELS}
         if bad:
             raise ValueError(f"safety_of must return one of {SAFETY_LABELS}, got {bad}")
-        self.rig = rig
         self.cache = bool(cache)
-        self._loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._loaded: dict[int, dict[str, np.ndarray]] = {}
         self.crops: list[tuple[int, int]] = []  # (entry index, start frame) of every item
         self.skipped: list[Path] = []
         for entry, (path, _) in enumerate(self.entries):
-            frames = len(self._load(entry)[0])
+            frames = len(self._load(entry)["joints"])
             if frames < min(self.crop_frames, round(min_duration_s * self.fps)):
                 warnings.warn(f"{path}: {frames / self.fps:.2f} s is shorter than min_duration_s={min_duration_s} s; skipped")
                 self.skipped.append(path)
@@ -130,11 +132,13 @@ class BVHClipSet:
         if not self.crops:
             raise ValueError(f"every entry is shorter than min_duration_s={min_duration_s} s: {self.skipped}")
 
-    def _load(self, entry: int) -> tuple[np.ndarray, np.ndarray]:
-        """Joints `[T, 22, 3]` float32 and foot contacts `[T, 4]` of a whole file."""
+    def _read(self, path: Path) -> dict[str, np.ndarray]:
+        """Per-frame arrays `[T, ...]` of a whole file at `fps`, keyed by `clip_type` field; "joints" among them."""
+        raise NotImplementedError
+
+    def _load(self, entry: int) -> dict[str, np.ndarray]:
         if entry not in self._loaded:
-            joints = load_bvh_as_humanml3d(self.entries[entry][0], fps=self.fps, rig=self.rig)
-            loaded = (joints.astype(np.float32), foot_contact(joints, self.fps))
+            loaded = self._read(self.entries[entry][0])
             if not self.cache:
                 return loaded
             self._loaded[entry] = loaded
@@ -158,24 +162,45 @@ class BVHClipSet:
     def __getitem__(self, index: int) -> MotionClip:
         entry, start = self.crops[self._index(index)]
         path, activity = self.entries[entry]
-        joints, contact = self._load(entry)
-        stop = min(start + self.crop_frames, len(joints))
+        arrays = self._load(entry)
+        stop = min(start + self.crop_frames, len(arrays["joints"]))
         hold = self.crop_frames - (stop - start)  # frames repeating the last one, for a file shorter than a crop
-        joints = np.concatenate((joints[start:stop], np.repeat(joints[stop - 1 : stop], hold, axis=0)))
-        # held frames keep the last frame's contacts (the speed rule would flag every still foot, even in the air)
-        contact = np.concatenate((contact[start:stop], np.repeat(contact[stop - 1 : stop], hold, axis=0)))
-        return MotionClip(
-            joints=joints,
+        # Every array holds its last frame: held foot contacts stay the last frame's (the speed rule would
+        # flag every still foot, even in the air), a worn sensor stays where the still body holds it.
+        crops = {name: np.concatenate((array[start:stop], np.repeat(array[stop - 1 : stop], hold, axis=0)))
+                 for name, array in arrays.items()}
+        return self.clip_type(
+            **crops,
             fps=self.fps,
             activity=activity,
             safety=self.safety[activity],
             caption=f"{path.stem} {start / self.fps:.2f}–{(start + self.crop_frames) / self.fps:.2f} s",
-            foot_contact=contact,
         )
 
     def __repr__(self) -> str:
-        return (f"BVHClipSet(files={len(self.entries)}, clips={len(self)}, duration_s={self.duration_s}, "
+        return (f"{type(self).__name__}(files={len(self.entries)}, clips={len(self)}, duration_s={self.duration_s}, "
                 f"fps={self.fps}, activities={self.activities})")
+
+
+class BVHClipSet(CroppedClipSet):
+    """`CroppedClipSet` of labelled BVH files, loaded with `load_bvh_as_humanml3d`: clips with float32 joints
+    `[T, 22, 3]` (m, y up) and foot contacts by `foot_contact`.
+
+    Args:
+        rig: the files' rig (a `Rig` or a name in `retarget.RIGS`); None detects it per file.
+        The others: `CroppedClipSet`'s.
+    """
+
+    def __init__(self, *, entries: Sequence[tuple[str | Path, str]], safety_of: Callable[[str], str], fps: float = sk.FPS,
+                 duration_s: float = 4.0, stride_s: float = 2.0, min_duration_s: float = 2.0,
+                 activities: Sequence[str] | None = None, rig: Rig | str | None = None, cache: bool = True):
+        self.rig = rig
+        super().__init__(entries=entries, safety_of=safety_of, fps=fps, duration_s=duration_s, stride_s=stride_s,
+                         min_duration_s=min_duration_s, activities=activities, cache=cache)
+
+    def _read(self, path: Path) -> dict[str, np.ndarray]:
+        joints = load_bvh_as_humanml3d(path, fps=self.fps, rig=self.rig)
+        return {"joints": joints.astype(np.float32), "foot_contact": foot_contact(joints, self.fps)}
 
 
 CMU_TRIALS = {

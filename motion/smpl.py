@@ -16,12 +16,14 @@ https://smpl-x.is.tue.mpg.de (SMPL-X).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import smplx
@@ -31,6 +33,7 @@ from smplx.utils import Struct
 
 from motion import skeleton
 from virtual_imu.filters import resample
+from virtual_imu.surface import SMPL_PRESETS, SurfaceSensor, smpl_preset
 
 MODEL_TYPES = ("smpl", "smplh", "smplx")
 POSE_WIDTHS = {"smpl": 72, "smplh": 156, "smplx": 165}
@@ -322,6 +325,44 @@ def z_up_to_y_up(points):
     return np.asarray(points) @ AMASS_TO_Y_UP.T
 
 
+def _open_amass(path, model_path, model_type: str, fps: float, batch_size: int, device):
+    """The checked motion file at `path` and its body model (see `load_amass` for the arguments)."""
+    _check_model_type(model_type)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive frame rate in Hz, got {fps}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be ≥ 1 frame, got {batch_size}")
+    motion = read_amass(path)
+    width = motion.poses.shape[1]
+    if width != POSE_WIDTHS[model_type]:
+        layout = next(kind for kind, expected in POSE_WIDTHS.items() if expected == width)
+        raise ValueError(
+            f"{path}: poses has width {width} ({layout} layout) but model_type={model_type!r} expects "
+            f"{POSE_WIDTHS[model_type]}; pass model_type={layout!r}"
+        )
+    body_model = load_body_model(
+        model_path, model_type=model_type, gender=motion.gender, num_betas=motion.betas.size, device=device
+    )
+    return motion, body_model
+
+
+def _posed(motion: AMASSMotion, pose: Callable, batch_size: int) -> torch.Tensor:
+    """`pose(poses, trans, betas)` of the whole motion, `batch_size` frames at a time (bounds the memory)."""
+    chunks = (slice(start, start + int(batch_size)) for start in range(0, motion.poses.shape[0], int(batch_size)))
+    return torch.cat([pose(motion.poses[chunk], motion.trans[chunk], motion.betas) for chunk in chunks])
+
+
+def _resampled(points: torch.Tensor, fps_in: float, fps_out: float) -> torch.Tensor:
+    """Points `[T, N, 3]` resampled in time from `fps_in` to `fps_out` (`virtual_imu.filters.resample`)."""
+    frames, count = points.shape[:2]
+    return resample(points.reshape(frames, -1), fps_in, fps_out).reshape(-1, count, 3)
+
+
+def _y_up_joints(motion: AMASSMotion, body_model: torch.nn.Module, batch_size: int) -> torch.Tensor:
+    """The 22 joints `[T, 22, 3]` (m, y up) of every frame of `motion`."""
+    return z_up_to_y_up(_posed(motion, functools.partial(smpl_joints, body_model), batch_size))
+
+
 def load_amass(
     path: str | Path,
     *,
@@ -339,29 +380,46 @@ def load_amass(
     `T_out = floor((T − 1) · fps / fps_in) + 1`, with a zero-phase anti-aliasing low-pass at 0.45 · fps
     when downsampling. Positions are as captured (no re-centring, no facing normalisation).
     """
-    _check_model_type(model_type)
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive frame rate in Hz, got {fps}")
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1 frame, got {batch_size}")
-    motion = read_amass(path)
-    width = motion.poses.shape[1]
-    if width != POSE_WIDTHS[model_type]:
-        layout = next(kind for kind, expected in POSE_WIDTHS.items() if expected == width)
-        raise ValueError(
-            f"{path}: poses has width {width} ({layout} layout) but model_type={model_type!r} expects "
-            f"{POSE_WIDTHS[model_type]}; pass model_type={layout!r}"
-        )
-    body_model = load_body_model(
-        model_path, model_type=model_type, gender=motion.gender, num_betas=motion.betas.size, device=device
+    motion, body_model = _open_amass(path, model_path, model_type, fps, batch_size, device)
+    with torch.no_grad():
+        joints = _resampled(_y_up_joints(motion, body_model, batch_size), motion.fps, fps)
+    return joints.cpu().numpy().astype(np.float32)
+
+
+def load_amass_surface(
+    path: str | Path,
+    *,
+    model_path: str | Path,
+    model_type: str = "smplh",
+    sensor: str | SurfaceSensor,
+    fps: float = skeleton.FPS,
+    device: str | torch.device = "cpu",
+    batch_size: int = 128,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joints `[T_out, 22, 3]`, sensor positions `[T_out, 3]` (m) and sensor-to-world orientations
+    `[T_out, 4]` (w, x, y, z) of a sensor on the body surface of an AMASS motion file; float32, y up.
+
+    The posed mesh (`smpl_vertices`) and the joints are resampled to `fps` exactly as `load_amass`
+    resamples the joints (the joints are `load_amass`'s), then `sensor` (a `SurfaceSensor`, or a name in
+    `virtual_imu.surface.SMPL_PRESETS`) is placed on the resampled mesh and joints, so its frame follows
+    the resampled surface. Only the vertices the sensor reads (those of the faces around its anchor) are
+    kept, `batch_size` frames at a time: a whole resampled mesh would take T · 6890 · 24 bytes. Resampling
+    treats every coordinate on its own, so this equals placing the sensor on the whole resampled mesh
+    (tested).
+    """
+    if isinstance(sensor, str):
+        sensor = smpl_preset(sensor)
+    if not isinstance(sensor, SurfaceSensor):
+        raise ValueError(f"sensor must be a SurfaceSensor or a name in {sorted(SMPL_PRESETS)}, got {sensor!r}")
+    motion, body_model = _open_amass(path, model_path, model_type, fps, batch_size, device)
+    bound = sensor.bind(body_model.faces_tensor, body_model.get_num_verts())
+    # The same sensor on the sub-mesh of the vertices it reads (every corner is in one of its faces).
+    used, local_faces = torch.unique(bound.faces, return_inverse=True)
+    on_used = dataclasses.replace(
+        bound, num_vertices=used.numel(), corners=torch.searchsorted(used, bound.corners), faces=local_faces
     )
     with torch.no_grad():
-        chunks = [
-            smpl_joints(body_model, motion.poses[chunk], motion.trans[chunk], motion.betas)
-            for chunk in (slice(start, start + batch_size) for start in range(0, motion.poses.shape[0], batch_size))
-        ]
-        joints = z_up_to_y_up(torch.cat(chunks))
-        frames = joints.shape[0]
-        joints = resample(joints.reshape(frames, -1), motion.fps, fps).reshape(-1, skeleton.NUM_JOINTS, 3)
-    return joints.cpu().numpy().astype(np.float32)
+        joints = _resampled(_y_up_joints(motion, body_model, batch_size), motion.fps, fps)
+        used_vertices = _posed(motion, lambda *pose: smpl_vertices(body_model, *pose)[:, used], batch_size)
+        positions, orientations = on_used.place(_resampled(used_vertices, motion.fps, fps), joints)
+    return tuple(array.cpu().numpy().astype(np.float32) for array in (joints, positions, orientations))

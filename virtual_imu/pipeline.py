@@ -27,6 +27,8 @@ IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 """Channel order of every IMU tensor `[..., 6]`: specific force (m/s²) then angular rate (rad/s)."""
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0)
+TRAJECTORY_KEYS = ("trajectory_positions", "trajectory_orientations")
+"""Keys of a clip's own sensor trajectory in a batch (see `WristIMUPipeline`)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,14 @@ class WristIMUPipeline:
         mount_jitter: random extra rotation per clip (augmentation for an unknown mounting), or None.
         randomization: per-clip placement variation (offset, other wrist, upside down, yaw, random
             rotation), or None.
+
+    A clip may bring its own sensor trajectory instead (`trajectory_positions` `[..., T, 3]` (m) and
+    `trajectory_orientations` `[..., T, 4]` (w, x, y, z, sensor-to-world) among the draws, e.g. a sensor on
+    the SMPL body surface from `motion.amass_clips`): it replaces `placement`, and global yaw turns it
+    with the joints. The mount rotation, mount jitter, upside-down and random rotations and the sensor
+    model apply to it as to a preset; the preset's own variations (`randomization.offset_along_m` along
+    the forearm, `randomization.other_wrist_probability`, a `body_girth_scale` draw) cannot move a
+    precomputed trajectory and raise a ValueError.
     """
 
     placement: str = "left_wrist"
@@ -85,12 +95,11 @@ class WristIMUPipeline:
         """IMU signals `[..., T_out, 6]` (acc m/s², gyro rad/s) from joints `[..., T, J, 3]` (metres).
 
         `draws` holds the batched per-clip draws of `draw` (extra keys are ignored, so a whole collated
-        batch can be passed). Without them the sensor is ideal apart from its range and resolution and the
+        batch can be passed), and the clips' own sensor trajectory when they have one (see the class
+        docstring). Without them the sensor is ideal apart from its range and resolution and the
         placement is the nominal one.
         """
         randomized = self.randomization is not None and draws is not None
-        if randomized and self.randomization.global_yaw:
-            joints = yaw_motion(joints, draws["placement_yaw_rad"], self.up_axis)
         positions, orientations = self._place(joints, draws)
         acc, gyro = simulate(
             positions, orientations, self.motion_fps, gravity=self.gravity, up_axis=self.up_axis, lowpass_hz=self.lowpass_hz
@@ -107,13 +116,18 @@ class WristIMUPipeline:
         return self.sensor.measure(imu, self.target_hz, draws)
 
     def _place(self, joints: torch.Tensor, draws: Mapping[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sensor positions `[..., T, 3]` and orientations `[..., T, 4]`, with the drawn offset and wrist.
+        """Sensor positions `[..., T, 3]` and orientations `[..., T, 4]`, with the drawn yaw, offset and wrist.
 
         A `body_girth_scale` draw `[...]` (a thicker or thinner limb than the preset's) scales the
-        sensor's stand-off from the bone, the offset's y and z.
+        sensor's stand-off from the bone, the offset's y and z. A given trajectory (`TRAJECTORY_KEYS` in
+        `draws`) replaces the preset.
         """
         randomized = self.randomization is not None and draws is not None
         girth = None if draws is None else draws.get("body_girth_scale")
+        if draws is not None and any(key in draws for key in TRAJECTORY_KEYS):
+            return self._given_trajectory(joints, draws, randomized, girth)
+        if randomized and self.randomization.global_yaw:
+            joints = yaw_motion(joints, draws["placement_yaw_rad"], self.up_axis)
         if not randomized and girth is None:
             return preset(self.placement).place(joints)
 
@@ -132,6 +146,36 @@ class WristIMUPipeline:
             other_positions, other_orientations = placed(MIRRORED_PLACEMENT[self.placement])
             positions = torch.where(other, other_positions, positions)
             orientations = torch.where(other, other_orientations, orientations)
+        return positions, orientations
+
+    def _given_trajectory(
+        self, joints: torch.Tensor, draws: Mapping[str, torch.Tensor], randomized: bool, girth: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clips' own trajectory from `draws`, in the joints' dtype and device, turned by the drawn yaw."""
+        missing = [key for key in TRAJECTORY_KEYS if key not in draws]
+        if missing:
+            raise ValueError(f"a given sensor trajectory needs both {TRAJECTORY_KEYS}; missing {missing}")
+        fixed = [f"randomization.{name} > 0" for name in ("offset_along_m", "other_wrist_probability")
+                 if randomized and getattr(self.randomization, name) > 0]
+        fixed += [] if girth is None else ["a body_girth_scale draw"]
+        if fixed:
+            raise ValueError(
+                f"the joint-based preset's placement variations cannot move a given sensor trajectory "
+                f"({', '.join(TRAJECTORY_KEYS)}): turn off {', '.join(fixed)}"
+            )
+        positions = draws["trajectory_positions"].to(joints.device, joints.dtype)
+        orientations = draws["trajectory_orientations"].to(joints.device, joints.dtype)
+        frames = joints.shape[:-2]  # [..., T]
+        if positions.shape != (*frames, 3) or orientations.shape != (*frames, 4):
+            raise ValueError(
+                f"trajectory_positions and trajectory_orientations must have shapes [..., T, 3] and [..., T, 4] with the "
+                f"joints' [..., T] = {list(frames)}, got {list(positions.shape)} and {list(orientations.shape)}"
+            )
+        if randomized and self.randomization.global_yaw:
+            # The turn is linear, so it takes the sensor's axes (rows: x, y, z in the world) like points.
+            axes = quaternion.to_matrix(orientations).transpose(-1, -2)
+            turned = yaw_motion(torch.cat((positions[..., None, :], axes), dim=-2), draws["placement_yaw_rad"], self.up_axis)
+            positions, orientations = turned[..., 0, :], quaternion.from_matrix(turned[..., 1:, :].transpose(-1, -2))
         return positions, orientations
 
     def _sensor_rotation(

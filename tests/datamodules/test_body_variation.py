@@ -1,6 +1,7 @@
 """Body-shape variation: per-clip bodies, scaled skeletons, and the girth reaching the sensor."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -90,3 +91,19 @@ def test_the_datamodule_wears_every_split_on_the_chosen_bodies(make_datamodule):
     assert "body_girth_scale" in batch
     out = datamodule.on_after_batch_transfer(batch, 0)
     assert torch.isfinite(out["imu"]).all()
+
+
+def test_clips_with_their_own_sensor_trajectory_refuse_a_body_variation(motion):
+    class WithTrajectory:
+        activities = motion.activities
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            clip = motion[index]
+            return SimpleNamespace(joints=clip.joints, activity=clip.activity, safety=clip.safety,
+                                   trajectory_positions=np.zeros((80, 3), np.float32))
+
+    with pytest.raises(ValueError, match="set body_shapes to null"):
+        BodyShapeVariation(WithTrajectory())[0]
