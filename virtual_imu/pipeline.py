@@ -20,7 +20,7 @@ from virtual_imu.kinematics import simulate
 from virtual_imu.mems import MEMSIMU
 from virtual_imu.mounting import MountJitter, rotate_imu
 from virtual_imu.presets import preset
-from virtual_imu.randomization import MIRRORED_PLACEMENT, PlacementRandomization, yaw_motion
+from virtual_imu.randomization import MIRRORED_PLACEMENT, PlacementRandomization, yaw_motion, yaw_rotation
 from virtual_imu.validation import check_rate
 
 IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -172,10 +172,9 @@ class WristIMUPipeline:
                 f"joints' [..., T] = {list(frames)}, got {list(positions.shape)} and {list(orientations.shape)}"
             )
         if randomized and self.randomization.global_yaw:
-            # The turn is linear, so it takes the sensor's axes (rows: x, y, z in the world) like points.
-            axes = quaternion.to_matrix(orientations).transpose(-1, -2)
-            turned = yaw_motion(torch.cat((positions[..., None, :], axes), dim=-2), draws["placement_yaw_rad"], self.up_axis)
-            positions, orientations = turned[..., 0, :], quaternion.from_matrix(turned[..., 1:, :].transpose(-1, -2))
+            turn = yaw_rotation(draws["placement_yaw_rad"], self.up_axis, dtype=joints.dtype)[..., None, :]
+            positions = quaternion.rotate(turn.expand(*positions.shape[:-1], 4), positions)
+            orientations = quaternion.multiply(turn.expand_as(orientations), orientations)
         return positions, orientations
 
     def _sensor_rotation(

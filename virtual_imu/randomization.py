@@ -82,8 +82,13 @@ class PlacementRandomization:
         return quaternion.multiply(worn, rotation)
 
 
+def yaw_rotation(yaw_rad: torch.Tensor, up_axis: str, *, dtype: torch.dtype) -> torch.Tensor:
+    """Quaternions `[..., 4]` turning by `yaw_rad` `[...]` about the world's up axis."""
+    up = up_vector(up_axis, dtype=dtype, device=yaw_rad.device)
+    return quaternion.from_axis_angle(up.expand(*yaw_rad.shape, 3), yaw_rad.to(dtype))
+
+
 def yaw_motion(joints: torch.Tensor, yaw_rad: torch.Tensor, up_axis: str) -> torch.Tensor:
     """Joints `[..., T, J, 3]` turned by `yaw_rad` `[...]` about the world's up axis through the origin."""
-    up = up_vector(up_axis, dtype=joints.dtype, device=joints.device)
-    turn = quaternion.from_axis_angle(up.expand(*yaw_rad.shape, 3), yaw_rad.to(joints.dtype))
+    turn = yaw_rotation(yaw_rad, up_axis, dtype=joints.dtype)
     return quaternion.rotate(turn[..., None, None, :].expand(*joints.shape[:-1], 4), joints)
