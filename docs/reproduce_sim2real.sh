@@ -31,8 +31,12 @@ run falls_multiclass experiment=sim2real_falls label_key=label \
 run utd_synthetic_all experiment=sim2real_utd_mhad 'train_subjects=[1,2,3,4,5,6,7,8]' 'test_subjects=[1,2,3,4,5,6,7,8]'
 # The placement fitted to the training subjects' pairs (docs/fit_utd_mhad.py --subjects 1 3 5 7) fed back.
 run utd_fitted experiment=sim2real_utd_mhad data=sim2real_utd_mhad_fitted
+run utd_fitted_placement_only experiment=sim2real_utd_mhad data=sim2real_utd_mhad_fitted \
+  data.pipeline.sensor.accelerometer.bias_std=0.2 data.pipeline.sensor.accelerometer.scale_error_std=0 \
+  data.pipeline.sensor.gyroscope.bias_std=0.02 data.pipeline.sensor.gyroscope.scale_error_std=0
 
 "$PY" docs/sim2real_table.py "synthetic=$OUT/utd_synthetic" "synthetic + fine-tune 10 %=$OUT/utd_finetune10" \
   "synthetic + quantile mapping 10 %=$OUT/utd_quantile10" "real-only 10 %=$OUT/utd_real10" "real-only=$OUT/utd_real" \
-  "synthetic, all subjects=$OUT/utd_synthetic_all" "synthetic, fitted placement=$OUT/utd_fitted"
+  "synthetic, all subjects=$OUT/utd_synthetic_all" "synthetic, fitted placement=$OUT/utd_fitted" \
+  "synthetic, fitted placement only=$OUT/utd_fitted_placement_only"
 "$PY" docs/sim2real_table.py "fall vs ADL=$OUT/falls_binary" "multi-class (7)=$OUT/falls_multiclass"
