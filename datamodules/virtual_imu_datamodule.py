@@ -84,6 +84,14 @@ class VirtualIMUDataModule(LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def model_kwargs(self) -> dict:
+        """What a classifier is built for (merged into the model config by `runtime`): its class names and
+        the network's `num_classes` and `in_channels`."""
+        return {
+            "net": {"num_classes": self.num_classes, "in_channels": self.num_channels},
+            "class_names": list(self.class_names),
+        }
+
     @property
     def num_channels(self) -> int:
         """Channels of the windows the model sees (`IMU_CHANNELS`)."""

@@ -37,16 +37,15 @@ def register_resolvers() -> None:
 
 
 def instantiate_data_and_model(cfg: DictConfig) -> tuple[LightningDataModule, LightningModule]:
-    """The datamodule decides the classes and input channels; the model is built for them.
+    """The datamodule decides what the model is built for (`datamodule.model_kwargs()`: e.g. the classes
+    and input channels of a classifier), merged into the model config.
 
     With `init_from` set, the model starts from that checkpoint's weights and the datamodule from its
     normalisation statistics (fine-tuning; unlike `ckpt_path`, the optimizer and epochs start fresh).
     """
     datamodule = hydra.utils.instantiate(cfg.data)
-    class_names = list(datamodule.class_names)
-    net = {"num_classes": len(class_names), "in_channels": datamodule.num_channels}
     # _convert_="all": plain lists/dicts in the hyperparameters, so checkpoints load with weights_only=True.
-    model = hydra.utils.instantiate(cfg.model, net=net, class_names=class_names, _convert_="all")
+    model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _convert_="all")
     init_from = cfg.get("init_from")
     if init_from:
         if not Path(init_from).is_file():
