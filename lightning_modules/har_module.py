@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import nn
 from torchmetrics import MeanMetric
@@ -32,10 +31,10 @@ from torchmetrics.classification import (
 )
 
 from lightning_modules.confusion_figure import confusion_matrix_figure
+from lightning_modules.nonfinite import NonFiniteGuardedModule
 
 log = logging.getLogger(__name__)
 
-NONFINITE_POLICIES = ("raise", "skip")
 STAGES = ("train", "val", "test")
 
 
@@ -60,7 +59,7 @@ def weights_from_counts(counts: torch.Tensor) -> torch.Tensor:
     return weights.to(torch.float32)
 
 
-class HARModule(LightningModule):
+class HARModule(NonFiniteGuardedModule):
     """Activity classifier.
 
     Args:
@@ -86,7 +85,7 @@ class HARModule(LightningModule):
         class_weights: Sequence[float] | None = None,
         nonfinite_loss: str = "raise",
     ) -> None:
-        super().__init__()
+        super().__init__(nonfinite_loss=nonfinite_loss)
         # `net` is an nn.Module already stored in the checkpoint's state_dict; the optimizer and scheduler
         # partials would make checkpoints unloadable with torch.load(weights_only=True) (the default), and
         # the full Hydra config that built them is logged by train.py anyway.
@@ -94,8 +93,6 @@ class HARModule(LightningModule):
         self.optimizer = optimizer
         self.scheduler = scheduler
 
-        if nonfinite_loss not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}")
         names = [str(n) for n in class_names]
         if len(names) < 2:
             raise ValueError(f"class_names must name at least 2 classes, got {names}")
@@ -104,7 +101,6 @@ class HARModule(LightningModule):
         self.net = net
         self.class_names = names
         self.num_classes = k
-        self.nonfinite_loss = nonfinite_loss
 
         # Always a [K] buffer (uniform until told otherwise) so the state_dict
         # keys do not depend on whether weights were given or derived, and the
@@ -128,14 +124,6 @@ class HARModule(LightningModule):
         self.test_metrics = self._make_metrics(k)
         self.val_confmat = MulticlassConfusionMatrix(num_classes=k)
         self.test_confmat = MulticlassConfusionMatrix(num_classes=k)
-
-        # Kept out of the state_dict (see on_save_checkpoint) so a skipped batch
-        # does not show up as a "parameter change".
-        self.skipped_batches = 0
-        # Set when a batch was skipped under a multi-process strategy: the
-        # gradients of the dummy loss must not reach the optimizer.
-        self._drop_grads_before_step = False
-        self._batch_idx: int | None = None
 
     @staticmethod
     def _make_metrics(k: int) -> nn.ModuleDict:
@@ -206,23 +194,11 @@ class HARModule(LightningModule):
     # ------------------------------------------------------------------ steps
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        self._batch_idx = batch_idx  # for messages from on_before_optimizer_step
         loss, logits, labels = self.model_step(batch)
-        # One collective per step so every rank takes the same branch: if ranks
-        # disagreed, some would enter backward (and the DDP all-reduce) while
-        # others would not, and training would hang.
-        # (bool() syncs with the device once per step: the price of the policy.)
-        all_finite = self._all_ranks(bool(torch.isfinite(loss)))
-        if not all_finite:
-            return self._handle_nonfinite_loss(loss, batch_idx)
+        if not self.training_loss_is_finite(loss, batch_idx):
+            return self.handle_nonfinite_loss(loss, batch_idx)
         self._update_and_log("train", loss, logits, labels)
         return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Logged here, after the optimizer step, so both skip paths (loss in
-        # training_step, gradients in on_before_optimizer_step) are counted.
-        # "max" because the counter is cumulative over the run.
-        self.log("train/skipped_batches", float(self.skipped_batches), on_step=False, on_epoch=True, reduce_fx="max")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, logits, labels = self.model_step(batch)
@@ -237,72 +213,6 @@ class HARModule(LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Class probabilities [N, K]."""
         return torch.softmax(self(batch["imu"]), dim=-1)
-
-    # ------------------------------------------------------ non-finite policy
-
-    def _all_ranks(self, flag: bool) -> bool:
-        """True iff `flag` is True on every process (plain `flag` outside a Trainer)."""
-        if self._trainer is None:
-            return flag
-        return bool(self.trainer.strategy.reduce_boolean_decision(flag, all=True))
-
-    def _where(self, batch_idx: int | None = None) -> str:
-        where = f"global step {self.global_step}, epoch {self.current_epoch}"
-        return where if batch_idx is None else f"{where}, batch index {batch_idx}"
-
-    def _handle_nonfinite_loss(self, loss: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
-        what = (
-            f"Non-finite training loss at {self._where(batch_idx)} "
-            f"(loss on this rank: {loss.item()}; a non-finite loss on any rank counts)"
-        )
-        if self.nonfinite_loss == "raise":
-            raise FloatingPointError(what + ". Set nonfinite_loss='skip' to drop such batches.")
-        self.skipped_batches += 1
-        log.warning("%s; skipping the batch (%d skipped so far).", what, self.skipped_batches)
-        if self._trainer is None or self.trainer.world_size == 1:
-            # Lightning skips backward and the optimizer step for a None output.
-            return None
-        # Lightning refuses a None output under multi-process strategies (DDP
-        # expects every rank to run backward). Backpropagate an exact zero that
-        # touches every trainable parameter instead, so the gradient all-reduce
-        # completes, then drop those zero gradients before the optimizer step.
-        self._drop_grads_before_step = True
-        params = [p for p in self.parameters() if p.requires_grad]
-        return torch.stack([p.sum() for p in params]).sum() * 0.0
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self._drop_grads_before_step:
-            self._drop_grads_before_step = False
-            if self.trainer.accumulate_grad_batches == 1:
-                optimizer.zero_grad(set_to_none=True)
-                return
-            # With accumulation the dummy loss contributed exactly zero to the
-            # accumulated gradient: keep the other micro-batches' gradients and
-            # check them as usual.
-
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
-            # fp16 AMP: inf/NaN gradients are the GradScaler's normal signal to
-            # lower the loss scale; it already skips those steps itself.
-            return
-
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        local_finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
-        # Reduced across ranks because sharded strategies (FSDP) hold different
-        # gradient shards per rank; under DDP it is merely redundant.
-        if self._all_ranks(local_finite):
-            return
-        what = f"Non-finite gradients at {self._where(self._batch_idx)} (a non-finite gradient on any rank counts)"
-        if self.nonfinite_loss == "raise":
-            raise FloatingPointError(what + ". Set nonfinite_loss='skip' to drop such steps.")
-        self.skipped_batches += 1
-        log.warning("%s; dropping the gradients (%d skipped so far).", what, self.skipped_batches)
-        # Limitation: the optimizer step itself still runs after this hook.
-        # Grads set to None make torch's built-in optimizers skip the parameters
-        # entirely, but optimizers that treat a missing grad as zero (or a
-        # zero_grad(set_to_none=False)) still apply momentum and weight decay, and
-        # LR schedulers / step counters advance. So "skip" guarantees only that
-        # this batch's gradient causes no update, not that the step is a no-op.
-        optimizer.zero_grad()
 
     # ----------------------------------------------------- confusion matrices
 
@@ -355,11 +265,3 @@ class HARModule(LightningModule):
                 "interval": "epoch",
             },
         }
-
-    # ------------------------------------------------------------- checkpoint
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["skipped_batches"] = self.skipped_batches
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.skipped_batches = int(checkpoint.get("skipped_batches", 0))
