@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from datamodules.loaders import seeded_loader
 from datamodules.motion_dataset import MotionSet
 from motion.humanml3d import FEATURE_DIM, FOOT_CONTACTS, extract_features
 from motion.humanml3d_dataset import (
@@ -224,28 +225,14 @@ class TextMotionDataModule(LightningDataModule):
         }
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = self.datasets[split]
-        trainer = self.trainer
-        world_size = trainer.world_size if trainer is not None else 1
-        rank = trainer.global_rank if trainer is not None else 0
-        # As VirtualIMUDataModule: our own DistributedSampler (set_epoch by Lightning) makes the shuffle a
-        # function of (seed, epoch) only, and the loader's generator keeps the global stream untouched.
-        sampler = DistributedSampler(
-            dataset,
-            num_replicas=world_size,
-            rank=rank,
-            shuffle=split == "train",
-            seed=self.hparams.seed,
-            drop_last=split == "train" and world_size > 1,
-        )
-        return DataLoader(
-            dataset,
+        return seeded_loader(
+            self.datasets[split],
+            trainer=self.trainer,
+            train=split == "train",
             batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            collate_fn=pad_collate,
             num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.hparams.seed),
+            seed=self.hparams.seed,
+            collate_fn=pad_collate,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -13,9 +13,10 @@ from typing import Sequence
 
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from datamodules.body_variation import BodyShapeVariation
+from datamodules.loaders import seeded_loader
 from datamodules.motion_dataset import MotionClipDataset, MotionSet
 from virtual_imu.pipeline import WristIMUPipeline, sliding_windows
 
@@ -158,29 +159,13 @@ class VirtualIMUDataModule(LightningDataModule):
         }
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = self.datasets[split]
-        trainer = self.trainer
-        world_size = trainer.world_size if trainer is not None else 1
-        rank = trainer.global_rank if trainer is not None else 0
-        # Our own DistributedSampler (also for one process): Lightning leaves it in place and calls
-        # set_epoch, so the shuffle is a function of (seed, epoch) alone and a resumed run sees the same order.
-        sampler = DistributedSampler(
-            dataset,
-            num_replicas=world_size,
-            rank=rank,
-            shuffle=split == "train",
-            seed=self.hparams.seed,
-            drop_last=split == "train" and world_size > 1,
-        )
-        return DataLoader(
-            dataset,
+        return seeded_loader(
+            self.datasets[split],
+            trainer=self.trainer,
+            train=split == "train",
             batch_size=self.hparams.batch_size,
-            sampler=sampler,
             num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-            # A loader draws its workers' base seed from this generator, not from the global one, so
-            # loading never shifts the global stream (dropout) — a resumed run stays on the same stream.
-            generator=torch.Generator().manual_seed(self.hparams.seed),
+            seed=self.hparams.seed,
         )
 
     def train_dataloader(self) -> DataLoader:
