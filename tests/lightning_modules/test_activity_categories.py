@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from motion.activity_categories import (
+from lightning_modules.activity_categories import (
     CATEGORIES,
     CATEGORY_DESCRIPTIONS,
     DEFAULT_THRESHOLD,
@@ -11,10 +11,10 @@ from motion.activity_categories import (
     LOW_DYNAMIC,
     OTHER,
     CaptionCategorizer,
-    default_minilm_path,
     dynamic_group,
 )
 from motion.procedural import ProceduralMotionSet
+from networks.text_encoders import default_minilm_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,8 +98,8 @@ def test_a_tiny_random_bert_loads_through_the_same_path(tmp_path):
                         intermediate_size=32, max_position_embeddings=32)
     BertModel(config).save_pretrained(tmp_path)
     categorizer = CaptionCategorizer(tmp_path, threshold=-1.0)
-    assert categorizer.max_tokens == 32  # the model's position table, below MiniLM's 256
-    assert categorizer.tokenizer("a person walks")["input_ids"] == [2, 5, 6, 7, 3]
+    assert categorizer.encoder.max_tokens == 32  # the model's position table, below MiniLM's 256
+    assert categorizer.encoder.tokenizer("a person walks")["input_ids"] == [2, 5, 6, 7, 3]
     similarities = categorizer.similarities(["a person walks", "the"])
     assert similarities.shape == (2, 8) and similarities.abs().max() <= 1 + 1e-6
     assert set(categorizer.categorize(["a person walks", "the"])) <= set(CATEGORIES)

