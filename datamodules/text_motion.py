@@ -163,6 +163,10 @@ class TextMotionDataModule(LightningDataModule):
     def feature_dim(self) -> int:
         return FEATURE_DIM
 
+    def model_kwargs(self) -> dict:
+        """Nothing to add to the model config: MDM's layout is fixed (its statistics reach it in `setup`)."""
+        return {}
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return

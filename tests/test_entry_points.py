@@ -149,3 +149,27 @@ def test_fitted_utd_data_config_layers_the_fit_over_the_experiment():
     assert pipeline.placement == "right_wrist" and pipeline.target_hz == 25.0
     assert pipeline.mount_jitter.roll_deg == 54.0 and pipeline.randomization.offset_along_m == 0.081
     assert pipeline.sensor.accelerometer.bias_std == 1.242 and pipeline.sensor.accelerometer.noise_density == 0.01
+
+
+MDM_SMALL = ["experiment=mdm_lacc", "logger=csv", "callbacks.rich_progress_bar=null", "data.train_motion.num_clips=64",
+             "data.val_motion.num_clips=16", "data.test_motion.num_clips=16", "data.batch_size=16"]
+
+
+def test_mdm_experiment_trains_from_one_command_and_l_acc_falls(tmp_path):
+    import csv
+
+    run("train.py", *MDM_SMALL, "trainer.max_epochs=4", run_dir=tmp_path)
+    metrics_file = next((tmp_path / "csv").rglob("metrics.csv"))
+    rows = [row for row in csv.DictReader(metrics_file.open()) if row.get("train/L_acc")]
+    assert len(rows) == 4
+    assert float(rows[-1]["train/L_acc"]) < 0.8 * float(rows[0]["train/L_acc"])
+    result = metrics(tmp_path)
+    assert {"val/L_simple", "val/L_acc", "val/L_vel", "test/L_acc", "test/loss"} <= set(result)
+    checkpoint = torch.load(next((tmp_path / "checkpoints").glob("epoch_*.ckpt")), weights_only=True)
+    assert not any(key.startswith("text_encoder.") for key in checkpoint["state_dict"])
+
+
+@pytest.mark.slow
+def test_mdm_trains_with_ddp_on_two_cpu_processes(tmp_path):
+    run("train.py", *MDM_SMALL, "trainer=ddp_cpu", "trainer.max_epochs=1", run_dir=tmp_path)
+    assert "val/L_acc" in metrics(tmp_path)
