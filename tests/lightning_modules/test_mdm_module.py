@@ -1,6 +1,7 @@
 """MDMModule: loss wiring against hand-computed values, EMA, checkpoint contents, sampling."""
 
 import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,3 +156,40 @@ def test_sampling_is_seeded_masked_and_has_both_samplers():
 def test_bad_settings_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_module(**overrides)
+
+
+def test_the_finetune_experiment_loads_an_original_checkpoint_and_trains(tmp_path):
+    """experiment=mdm_lacc_finetune: an original trans_dec / DistilBERT checkpoint, fine-tuned with L_acc."""
+    from hydra import compose, initialize_config_dir
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizer
+
+    from lightning_modules import runtime
+    from tests.networks.test_mdm import _args, _original_state_dict, _write_checkpoint
+
+    original = _original_state_dict(arch="trans_dec", text_dim=768, max_len=128)  # the clips have 80 frames
+    args = _args(arch="trans_dec", text_encoder_type="bert", pos_embed_max_len=128)
+    checkpoint = _write_checkpoint(tmp_path / "mdm", original, args)
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "person", "walks", "runs", "jumps", "sits", "down"]
+    (bert / "vocab.txt").write_text("\n".join(words) + "\n")
+    DistilBertTokenizer(str(bert / "vocab.txt")).save_pretrained(bert)
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=len(words), dim=768, n_layers=1, n_heads=2, hidden_dim=32,
+                                     max_position_embeddings=64)).save_pretrained(bert)
+    root = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(root), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=mdm_lacc_finetune", f"model.net.path={checkpoint}", f"model.text_encoder.path_or_hub_id={bert}",
+            "data.train_motion.num_clips=8", "data.val_motion.num_clips=4", "data.test_motion.num_clips=4",
+            "data.batch_size=4"])
+    datamodule, module = runtime.instantiate_data_and_model(cfg)
+    assert module.net.arch == "trans_dec" and module.diffusion.num_timesteps == 50
+    torch.testing.assert_close(module.net.state_dict()["input_process.poseEmbedding.weight"],
+                               original["input_process.poseEmbedding.weight"])
+    datamodule.setup("fit")
+    data = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    module.train()
+    terms = module.loss_terms(data, module.net)
+    terms["loss"].mean().backward()
+    assert torch.isfinite(terms["loss"]).all() and module.net.input_process.poseEmbedding.weight.grad.abs().sum() > 0
