@@ -294,26 +294,25 @@ class GeneratedMotionDataModule(VirtualIMUDataModule):
         """Joint positions `[B, T, 22, 3]` (m, y up, T = seconds · fps) of `batch`'s clips, on the batch's device.
 
         Sampled on the trainer's device (the batch's without a trainer; the normalisation's CPU batches
-        too are sampled there), each clip by its own sampling loop: the diffusion draws all its noise from
-        one generator, so a batched loop would tie a clip's motion to its batchmates.
+        too are sampled there) in one batched loop, each clip with its own noise generator, so a clip's
+        motion does not depend on its batchmates.
         """
         device = batch["clip_seed"].device
         sampling_device = self.trainer.strategy.root_device if self.trainer is not None else device
         if self.mdm.device != sampling_device:
             self.mdm.to(sampling_device)
-        lengths = torch.tensor([self.frames])
-        clips = zip(batch["prompt_index"].tolist(), batch["clip_seed"].tolist(), batch["fresh"].tolist())
-        motions = [
-            self.mdm.sample(
-                [self.captions[prompt]],
-                lengths,
-                scale=self.hparams.guidance_scale,
-                ddim_steps=self.hparams.ddim_steps,
-                generator=torch.Generator(sampling_device).manual_seed(item_seed(seed, epoch if fresh else 0)),
-            )
-            for prompt, seed, fresh in clips
+        clips = list(zip(batch["prompt_index"].tolist(), batch["clip_seed"].tolist(), batch["fresh"].tolist()))
+        generators = [
+            torch.Generator(sampling_device).manual_seed(item_seed(seed, epoch if fresh else 0)) for _, seed, fresh in clips
         ]
-        return self.mdm.joints(torch.cat(motions)).to(device)
+        motion = self.mdm.sample(
+            [self.captions[prompt] for prompt, _, _ in clips],
+            torch.full((len(clips),), self.frames),
+            scale=self.hparams.guidance_scale,
+            ddim_steps=self.hparams.ddim_steps,
+            generator=generators,
+        )
+        return self.mdm.joints(motion).to(device)
 
     def _windows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Un-normalised windows `[B, N, W, 6]` of the motion the MDM samples for `batch` at the current epoch."""

@@ -213,13 +213,14 @@ class MDMModule(NonFiniteGuardedModule):
         *,
         scale: float | None = None,
         ddim_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         progress=None,
     ) -> torch.Tensor:
         """Normalised motions `[B, 263, 1, max(lengths)]` for `captions` with classifier-free guidance.
 
         Ancestral DDPM over every step of the schedule, or DDIM (η = 0) over `ddim_steps` of them. Frames past
-        a clip's length are masked out of attention and zeroed.
+        a clip's length are masked out of attention and zeroed. `generator`: one for the batch, or one per
+        caption (a sample then does not depend on its batchmates); None: seed 0.
         """
         net = self.sampling_net.eval()
         lengths = torch.as_tensor(lengths, device=self.device)

@@ -234,7 +234,7 @@ class GaussianDiffusion:
         model_fn: ModelFn,
         shape: Sequence[int],
         *,
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
         progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
         clip_denoised: bool = False,
         model_kwargs: dict | None = None,
@@ -244,8 +244,9 @@ class GaussianDiffusion:
         Args:
             model_fn: `(x_t [shape], t [B] long base indices, **model_kwargs) -> x̂₀ [shape]`.
             shape: `(B, …)` of the samples.
-            generator: source of all noise (x_T and every step's), on the device to sample on:
-                the same seed gives the same samples.
+            generator: source of all noise (x_T and every step's), on the device to sample on: the same
+                seed gives the same samples. A sequence of B generators gives each sample its own noise, so
+                a sample does not depend on which others share its batch.
             progress: optional wrapper of the step iterable, e.g. `tqdm.tqdm`.
             clip_denoised: clamp x̂₀ to [−1, 1] (for data in that range; MDM: off).
             model_kwargs: extra keyword arguments for `model_fn` (conditioning).
@@ -267,7 +268,7 @@ class GaussianDiffusion:
         model_fn: ModelFn,
         shape: Sequence[int],
         *,
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
         steps: int | str | Sequence[int] = 50,
         eta: float = 0.0,
         progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
@@ -306,7 +307,7 @@ class GaussianDiffusion:
         step: Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor],
         model_fn: ModelFn,
         shape: Sequence[int],
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
         progress: Callable[[Iterable[int]], Iterable[int]] | None,
         clip_denoised: bool,
         model_kwargs: dict | None,
@@ -317,16 +318,24 @@ class GaussianDiffusion:
         step consume the generator identically."""
         if not callable(model_fn):
             raise ValueError(f"model_fn must be callable, got {type(model_fn).__name__}")
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         shape = tuple(shape)
         if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
             raise ValueError(f"shape must be a non-empty tuple of positive ints (B, …), got {shape!r}")
+        per_sample = not isinstance(generator, torch.Generator)
+        generators = list(generator) if per_sample and isinstance(generator, Sequence) else [generator]
+        if not all(isinstance(g, torch.Generator) for g in generators) or (per_sample and len(generators) != shape[0]):
+            raise ValueError(f"generator must be a torch.Generator or a sequence of B = {shape[0]} of them")
+        device = generators[0].device
+
+        def noise() -> torch.Tensor:
+            if not per_sample:
+                return torch.randn(shape, generator=generator, device=device)
+            return torch.stack([torch.randn(shape[1:], generator=g, device=device) for g in generators])
+
         if progress is not None and not callable(progress):
             raise ValueError(f"progress must be callable (e.g. tqdm.tqdm) or None, got {type(progress).__name__}")
         model_kwargs = {} if model_kwargs is None else model_kwargs
-        device = generator.device
-        x = torch.randn(shape, generator=generator, device=device)
+        x = noise()
         indices: Iterable[int] = range(self.num_timesteps - 1, -1, -1)
         for i in progress(indices) if progress is not None else indices:
             t = torch.full(shape[:1], int(self.timestep_map[i]), dtype=torch.long, device=device)
@@ -335,5 +344,5 @@ class GaussianDiffusion:
                 raise ValueError(f"model_fn must return x̂₀ of shape {shape}, got {getattr(x0_hat, 'shape', x0_hat)}")
             if clip_denoised:
                 x0_hat = x0_hat.clamp(-1, 1)
-            x = step(x, x0_hat.to(x.dtype), i, torch.randn(shape, generator=generator, device=device))
+            x = step(x, x0_hat.to(x.dtype), i, noise())
         return x

@@ -274,3 +274,22 @@ def test_bad_inputs_are_named():
     for call, name in cases:
         with pytest.raises(ValueError, match=rf"^{name}\b"):
             call()
+
+
+def test_per_sample_generators_make_a_sample_independent_of_its_batch():
+    diffusion = GaussianDiffusion(steps=20)
+
+    def model_fn(x, t):
+        return 0.5 * x  # any deterministic, sample-wise model
+
+    def draw(seeds, **kwargs):
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        return diffusion.ddim_sample_loop(model_fn, (len(seeds), 3, 4), generator=generators, steps=5, eta=1.0, **kwargs)
+
+    together = draw([7, 8, 9])
+    torch.testing.assert_close(draw([8]), together[1:2], atol=0, rtol=0)
+    torch.testing.assert_close(draw([9, 7]), together[[2, 0]], atol=0, rtol=0)
+    ancestral = diffusion.p_sample_loop(model_fn, (2, 3), generator=[torch.Generator().manual_seed(1)] * 2)
+    assert ancestral.shape == (2, 3)
+    with pytest.raises(ValueError, match="sequence of B = 3"):
+        diffusion.p_sample_loop(model_fn, (3, 2), generator=[torch.Generator()])
