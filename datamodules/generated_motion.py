@@ -59,8 +59,10 @@ def load_mdm(run: str | Path, checkpoint: str | Path | None = None) -> MDMModule
     if target != f"{MDMModule.__module__}.{MDMModule.__qualname__}":
         raise ValueError(f"mdm_run {str(run)!r} did not train an MDMModule (its model is {target!r})")
     mdm = hydra.utils.instantiate(model_config, _convert_="all")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    mdm.load_state_dict(state)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ValueError(f"mdm_ckpt {str(checkpoint)!r} is not a Lightning checkpoint (no state_dict)")
+    mdm.load_state_dict(state["state_dict"])
     return mdm.eval().requires_grad_(False)
 
 

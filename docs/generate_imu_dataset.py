@@ -39,7 +39,6 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Sequence
 
-import hydra
 import numpy as np
 import torch
 import yaml
@@ -61,8 +60,8 @@ from datamodules.generated_imu import (  # noqa: E402
     shard_path,
     write_shard,
 )
+from datamodules.generated_motion import load_mdm  # noqa: E402
 from datamodules.labels import check_shared, safety_of  # noqa: E402
-from lightning_modules import runtime  # noqa: E402
 from lightning_modules.mdm_module import MDMModule  # noqa: E402
 from motion.quality import REASONS, QualityThresholds, check_motion  # noqa: E402
 from virtual_imu import devices  # noqa: E402
@@ -188,23 +187,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load_module(run: Path, checkpoint: Path) -> tuple[MDMModule, dict]:
-    """The run's MDMModule (frozen text encoder from its config) with `checkpoint`'s weights, and its model config."""
-    config_file = run / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise ValueError(f"--run {run} is not a train.py run folder: no .hydra/config.yaml")
-    runtime.register_resolvers()
-    cfg = OmegaConf.load(config_file)
-    module = hydra.utils.instantiate(cfg.model, _convert_="all")
-    if not isinstance(module, MDMModule):
-        raise ValueError(f"--run {run}: its model is a {type(module).__name__}, not an MDMModule")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise ValueError(f"--ckpt {checkpoint} is not a Lightning checkpoint (no state_dict)")
-    module.load_state_dict(state["state_dict"])
-    return module.eval(), OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def cache_prompt_embeddings(encoder: torch.nn.Module, prompts: Sequence[str]) -> None:
@@ -392,8 +374,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if not checkpoint.is_file():
         raise ValueError(f"--ckpt {checkpoint} is not a file")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    module, model_config = load_module(run, checkpoint)
-    module.to(device)
+    module = load_mdm(run, checkpoint).to(device)
+    model_config = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml").model, resolve=True)
     if args.ddim_steps is not None and args.ddim_steps > module.diffusion.num_timesteps:
         raise ValueError(f"--ddim-steps {args.ddim_steps} exceeds the model's {module.diffusion.num_timesteps} steps")
     fps = float(module.hparams.fps)

@@ -178,7 +178,7 @@ def test_a_non_finite_imu_rejects_its_sample(mdm_run):
             imu[0] = float("nan")
             return imu
 
-    module, _ = generate.load_module(mdm_run, mdm_run / "checkpoints" / "last.ckpt")
+    module = generate.load_mdm(mdm_run, mdm_run / "checkpoints" / "last.ckpt")
     pipeline = FirstClipNaN(motion_fps=FPS, sensor=devices.device("bmi270"))
     batch = [("walking", "safe", "a person walks forward.", 0), ("walking", "safe", "a person walks forward.", 1)]
     reasons, joints, imu, seeds = generate.simulate_batch(
