@@ -40,3 +40,19 @@ def seeded_loader(
         persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class SplitLoaders:
+    """Mixin for a LightningDataModule whose `_loader(split)` builds every split's loader."""
+
+    def _loader(self, split: str) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

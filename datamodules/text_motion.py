@@ -26,7 +26,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from datamodules.loaders import seeded_loader
+from datamodules.loaders import SplitLoaders, seeded_loader
 from datamodules.motion_dataset import MotionSet
 from motion.humanml3d import FEATURE_DIM, FOOT_CONTACTS, extract_features
 from motion.humanml3d_dataset import (
@@ -100,7 +100,7 @@ class HumanML3DTextMotion(Dataset):
                 "activity": UNKNOWN_ACTIVITY}
 
 
-class TextMotionDataModule(LightningDataModule):
+class TextMotionDataModule(SplitLoaders, LightningDataModule):
     """Captioned motion in MDM's layout, from a HumanML3D folder or from captioned motion sets.
 
     Args:
@@ -238,15 +238,6 @@ class TextMotionDataModule(LightningDataModule):
             seed=self.hparams.seed,
             collate_fn=pad_collate,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}

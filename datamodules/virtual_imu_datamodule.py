@@ -16,12 +16,12 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from datamodules.body_variation import BodyShapeVariation
-from datamodules.loaders import seeded_loader
+from datamodules.loaders import SplitLoaders, seeded_loader
 from datamodules.motion_dataset import MotionClipDataset, MotionSet
 from virtual_imu.pipeline import WristIMUPipeline, sliding_windows
 
 
-class VirtualIMUDataModule(LightningDataModule):
+class VirtualIMUDataModule(SplitLoaders, LightningDataModule):
     """Virtual wrist IMU windows simulated on the fly from motion sets.
 
     Args:
@@ -167,15 +167,6 @@ class VirtualIMUDataModule(LightningDataModule):
             num_workers=self.hparams.num_workers,
             seed=self.hparams.seed,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def state_dict(self) -> dict:
         return {"channel_mean": self.channel_mean, "channel_std": self.channel_std}
