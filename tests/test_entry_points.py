@@ -1,6 +1,7 @@
 """train.py / evaluate.py end to end, as a user runs them (subprocesses, real Hydra, real loggers)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -173,3 +174,8 @@ def test_mdm_experiment_trains_from_one_command_and_l_acc_falls(tmp_path):
 def test_mdm_trains_with_ddp_on_two_cpu_processes(tmp_path):
     run("train.py", *MDM_SMALL, "trainer=ddp_cpu", "trainer.max_epochs=1", run_dir=tmp_path)
     assert "val/L_acc" in metrics(tmp_path)
+
+
+def test_mdm_trains_in_bf16_mixed_precision(tmp_path):
+    run("train.py", *MDM_SMALL, "trainer.max_epochs=1", "trainer.precision=bf16-mixed", "test=false", run_dir=tmp_path)
+    assert all(math.isfinite(value) for value in metrics(tmp_path).values())
