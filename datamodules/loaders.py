@@ -43,10 +43,21 @@ def seeded_loader(
 
 
 class SplitLoaders:
-    """Mixin for a LightningDataModule whose `_loader(split)` builds every split's loader."""
+    """Mixin for a LightningDataModule with `datasets[split]` and hparams `batch_size`, `num_workers`, `seed`:
+    every split's loader is a `seeded_loader` (with the class's `collate_fn`, None: torch's default)."""
+
+    collate_fn: Callable | None = None
 
     def _loader(self, split: str) -> DataLoader:
-        raise NotImplementedError
+        return seeded_loader(
+            self.datasets[split],
+            trainer=self.trainer,
+            train=split == "train",
+            batch_size=self.hparams.batch_size,
+            num_workers=self.hparams.num_workers,
+            seed=self.hparams.seed,
+            collate_fn=type(self).collate_fn,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -26,7 +26,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from datamodules.loaders import SplitLoaders, seeded_loader
+from datamodules.loaders import SplitLoaders
 from datamodules.motion_dataset import MotionSet
 from motion.humanml3d import FEATURE_DIM, FOOT_CONTACTS, extract_features
 from motion.humanml3d_dataset import (
@@ -115,6 +115,8 @@ class TextMotionDataModule(SplitLoaders, LightningDataModule):
         min_std: floor of the per-channel standard deviation (feature units: m, m/frame, rad/frame, 1).
         min_frames, max_frames, max_source_frames: MDM's length rule (see the module docstring).
     """
+
+    collate_fn = staticmethod(pad_collate)  # padded batches of un-normalised features
 
     def __init__(
         self,
@@ -227,17 +229,6 @@ class TextMotionDataModule(SplitLoaders, LightningDataModule):
             "activity": batch["activity"],
             "contacts": features[..., FOOT_CONTACTS] * real,
         }
-
-    def _loader(self, split: str) -> DataLoader:
-        return seeded_loader(
-            self.datasets[split],
-            trainer=self.trainer,
-            train=split == "train",
-            batch_size=self.hparams.batch_size,
-            num_workers=self.hparams.num_workers,
-            seed=self.hparams.seed,
-            collate_fn=pad_collate,
-        )
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}

@@ -16,7 +16,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from datamodules.body_variation import BodyShapeVariation
-from datamodules.loaders import SplitLoaders, seeded_loader
+from datamodules.loaders import SplitLoaders
 from datamodules.motion_dataset import MotionClipDataset, MotionSet
 from virtual_imu.pipeline import WristIMUPipeline, sliding_windows
 
@@ -157,16 +157,6 @@ class VirtualIMUDataModule(SplitLoaders, LightningDataModule):
             "safety": batch["safety"].repeat_interleave(per_clip),
             "clip_index": batch["clip_index"].repeat_interleave(per_clip),
         }
-
-    def _loader(self, split: str) -> DataLoader:
-        return seeded_loader(
-            self.datasets[split],
-            trainer=self.trainer,
-            train=split == "train",
-            batch_size=self.hparams.batch_size,
-            num_workers=self.hparams.num_workers,
-            seed=self.hparams.seed,
-        )
 
     def state_dict(self) -> dict:
         return {"channel_mean": self.channel_mean, "channel_std": self.channel_std}
