@@ -226,11 +226,13 @@ class MDMModule(NonFiniteGuardedModule):
         lengths = torch.as_tensor(lengths, device=self.device)
         frames = int(lengths.max())
         mask = frame_mask(lengths, frames)
+        # Nothing padded: the network's unmasked attention path gives the same result, faster.
+        attention_mask = None if bool(mask.all()) else mask
         condition = self.text_encoder(list(captions))
         scale = self.hparams.guidance_scale if scale is None else scale
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return net.guided(x_t, t, condition, scale=scale, frame_mask=mask)
+            return net.guided(x_t, t, condition, scale=scale, frame_mask=attention_mask)
 
         shape = (len(captions), FEATURE_DIM, 1, frames)
         generator = generator or torch.Generator(device=self.device).manual_seed(0)

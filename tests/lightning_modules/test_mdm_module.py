@@ -193,3 +193,24 @@ def test_the_finetune_experiment_loads_an_original_checkpoint_and_trains(tmp_pat
     terms = module.loss_terms(data, module.net)
     terms["loss"].mean().backward()
     assert torch.isfinite(terms["loss"]).all() and module.net.input_process.poseEmbedding.weight.grad.abs().sum() > 0
+
+
+def test_sampling_without_padding_equals_sampling_with_an_all_valid_mask():
+    module = tiny_module()
+    draw = lambda lengths: module.sample(["a person walks", "someone jumps"], torch.tensor(lengths),  # noqa: E731
+                                         generator=torch.Generator().manual_seed(3), ddim_steps=4)
+    unpadded = draw([6, 6])
+    net, original = module.sampling_net, module.sampling_net.forward
+    calls = []
+    net.forward = lambda *args, **kwargs: calls.append(kwargs.get("frame_mask")) or original(*args, **kwargs)
+    try:
+        torch.testing.assert_close(draw([6, 6]), unpadded, atol=0, rtol=0)
+        assert calls and all(mask is None for mask in calls)  # the unmasked path
+        draw([6, 4])
+        assert calls[-1] is not None
+    finally:
+        del net.forward
+    masked = module.sampling_net(torch.zeros(2, FEATURE_DIM, 1, 6), torch.tensor([3, 3]), torch.zeros(2, 8),
+                                 frame_mask=torch.ones(2, 6, dtype=torch.bool))
+    unmasked = module.sampling_net(torch.zeros(2, FEATURE_DIM, 1, 6), torch.tensor([3, 3]), torch.zeros(2, 8))
+    torch.testing.assert_close(masked, unmasked, atol=1e-5, rtol=0)
