@@ -8,7 +8,9 @@
                                      (H = the LLM's embedding width)
 
     text, per sample:  [bos] prompt_template(media, instruction) [" " + response] [eos]
-                       media = "<imu>" (when the sample has IMU tokens) + "<video>" (when it has video)
+                       media = "<imu>" (when the sample has IMU tokens) + "<video>" (when it has video);
+                       a sample about several clips (a comparison) gets this per clip, space-separated,
+                       each clip encoded and fused on its own (`clips_per_sample`)
     embeddings:        the LLM's embeddings of the text, where the one `<imu>` row is replaced by the
                        sample's valid projected motion tokens and the one `<video>` row by its valid
                        projected frame queries; then padded (right for training, left for generation)
@@ -211,17 +213,21 @@ class MHIA(nn.Module):
         *,
         has_imu: bool | Sequence[bool] = True,
         has_video: bool | Sequence[bool] = False,
+        clips_per_sample: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Token ids of the prompts (and responses), placeholders not yet expanded, right-padded.
 
         Per sample: [bos] prompt [response tokens, eos]; bos only when the tokenizer has one, the
-        response part only with `responses`. Exactly one `<imu>` (where has_imu) and one `<video>`
-        (where has_video) placeholder token sits in the prompt.
+        response part only with `responses`. The prompt's `{media}` holds, per clip of the sample, one
+        `<imu>` (where has_imu) followed by one `<video>` (where has_video); a sample's clips are
+        separated by a space (e.g. "<imu><video> <imu><video>" for a comparison of two clips).
 
         Args:
             instructions: B instructions.
             responses: B responses (training), or None (prompts for generation).
-            has_imu, has_video: per sample (or one bool for all): whether the prompt gets the placeholder.
+            has_imu, has_video: per clip (or one bool for all): whether the clip gets the placeholder.
+            clips_per_sample: B positive ints summing to the C clips, in order (the first clips belong to
+                sample 0, ...); None: one clip per sample.
 
         Returns:
             input_ids `[B, L]` (pad id after the end), attention_mask `[B, L]` (1 = token), and with
@@ -231,15 +237,17 @@ class MHIA(nn.Module):
         batch = self._check_texts("instructions", instructions, None)
         if responses is not None:
             self._check_texts("responses", responses, batch)
-        has_imu = _per_sample("has_imu", has_imu, batch)
-        has_video = _per_sample("has_video", has_video, batch)
+        clips = _clip_spans(clips_per_sample, batch)
+        has_imu = _per_sample("has_imu", has_imu, clips[-1].stop)
+        has_video = _per_sample("has_video", has_video, clips[-1].stop)
         if not all(i or v for i, v in zip(has_imu, has_video)):
-            raise ValueError("has_imu / has_video leave a sample with neither modality")
+            raise ValueError("has_imu / has_video leave a clip with neither modality")
         tok = self.tokenizer
-        prompts = [
-            self.prompt_template.format(media=IMU_TOKEN * i + VIDEO_TOKEN * v, instruction=text)
-            for text, i, v in zip(instructions, has_imu, has_video)
+        media = [
+            " ".join(IMU_TOKEN * has_imu[c] + VIDEO_TOKEN * has_video[c] for c in range(span.start, span.stop))
+            for span in clips
         ]
+        prompts = [self.prompt_template.format(media=m, instruction=text) for m, text in zip(media, instructions)]
         bos = [] if tok.bos_token_id is None else [tok.bos_token_id]
         prompt_ids = [bos + ids for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
         if responses is None:
@@ -295,18 +303,28 @@ class MHIA(nn.Module):
         return self.fusion(imu=tokens, video=video, video_padding_mask=video_padding_mask)
 
     def embed(
-        self, batch: Mapping[str, torch.Tensor], fused: GHIOutput, *, left_pad: bool = False
+        self,
+        batch: Mapping[str, torch.Tensor],
+        fused: GHIOutput,
+        *,
+        left_pad: bool = False,
+        clips_per_sample: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Splice the projected media tokens into the text embeddings of `build_batch`'s output.
 
-        Each sample's `<imu>` row becomes its valid projected motion tokens (`fused.tokens[b, :N_i]`
-        where not padded), its `<video>` row its valid projected frame queries; everything else is the
-        LLM's embedding of the text. Padding (with the pad token's embedding) goes right, or left for
-        generation, which continues every row from its last position.
+        The fusion output holds one row per clip (`clips_per_sample` as in `build_batch`). A sample's
+        placeholders, in order, take its clips' media in order: the `<imu>` of a clip becomes the clip's
+        valid projected motion tokens (`fused.tokens[c, :N_i]` where not padded), its `<video>` the clip's
+        valid projected frame queries; everything else is the LLM's embedding of the text. Padding (with
+        the pad token's embedding) goes right, or left for generation, which continues every row from
+        its last position.
 
         Returns:
             inputs_embeds `[B, L, H]` (the LLM's dtype), attention_mask `[B, L]`, labels `[B, L]`
             (IGNORE_INDEX at media tokens and padding; None when `batch` has none).
+
+        Raises:
+            ValueError: the placeholders of a sample do not match its clips' modalities.
         """
         embedding = self.llm.get_input_embeddings()
         device, dtype = embedding.weight.device, embedding.weight.dtype
@@ -317,18 +335,25 @@ class MHIA(nn.Module):
         text = embedding(input_ids)
         media = self.projector(fused.tokens).to(dtype)
         n_imu = fused.num_imu_tokens
+        keep = ~fused.padding_mask
 
         rows = []
-        for b in range(input_ids.shape[0]):
-            keep = ~fused.padding_mask[b]
-            inserts = {
-                self.imu_token_id: media[b, :n_imu][keep[:n_imu]],
-                self.video_token_id: media[b, n_imu:][keep[n_imu:]],
-            }
+        for b, span in enumerate(_clip_spans(clips_per_sample, input_ids.shape[0])):
+            inserts = [
+                (token, tokens[kept])
+                for c in range(span.start, span.stop)
+                for token, tokens, kept in (
+                    (self.imu_token_id, media[c, :n_imu], keep[c, :n_imu]),
+                    (self.video_token_id, media[c, n_imu:], keep[c, n_imu:]),
+                )
+                if kept.any()
+            ]
             ids, row_text, row_labels = input_ids[b][valid[b]], text[b][valid[b]], labels[b][valid[b]]
+            positions = torch.nonzero((ids == self.imu_token_id) | (ids == self.video_token_id)).flatten().tolist()
+            if [int(ids[p]) for p in positions] != [token for token, _ in inserts]:
+                raise ValueError(f"sample {b}: its placeholders do not match its clips' IMU/video tokens")
             embeds, targets, start = [], [], 0
-            for position in torch.nonzero((ids == self.imu_token_id) | (ids == self.video_token_id)).flatten().tolist():
-                inserted = inserts[int(ids[position])]
+            for position, (_, inserted) in zip(positions, inserts):
                 embeds += [row_text[start:position], inserted]
                 targets += [row_labels[start:position], ids.new_full((len(inserted),), IGNORE_INDEX)]
                 start = position + 1
@@ -345,11 +370,15 @@ class MHIA(nn.Module):
             spliced_labels[b, span] = targets
         return inputs_embeds, attention_mask, spliced_labels if "labels" in batch else None
 
-    def _prepare(self, instructions, responses, imu, video, video_padding_mask, *, left_pad: bool):
-        """Fusion output and `embed`'s (inputs_embeds, attention_mask, labels); placeholders per sample from
+    def _prepare(self, instructions, responses, imu, video, video_padding_mask, clips_per_sample, *, left_pad: bool):
+        """Fusion output and `embed`'s (inputs_embeds, attention_mask, labels); placeholders per clip from
         the modalities the fusion output has for it."""
         fused = self.encode(imu=imu, video=video, video_padding_mask=video_padding_mask)
-        self._check_texts("instructions", instructions, fused.tokens.shape[0])
+        batch = self._check_texts("instructions", instructions, None)
+        if _clip_spans(clips_per_sample, batch)[-1].stop != fused.tokens.shape[0]:
+            what = "one clip per sample" if clips_per_sample is None else f"clips_per_sample {list(clips_per_sample)}"
+            raise ValueError(f"instructions: {batch} samples with {what} do not match the "
+                             f"{fused.tokens.shape[0]} clips of imu/video")
         present = ~fused.padding_mask
         n_imu = fused.num_imu_tokens
         texts = self.build_batch(
@@ -357,8 +386,9 @@ class MHIA(nn.Module):
             responses,
             has_imu=present[:, :n_imu].any(dim=1).tolist(),
             has_video=present[:, n_imu:].any(dim=1).tolist(),
+            clips_per_sample=clips_per_sample,
         )
-        return fused, self.embed(texts, fused, left_pad=left_pad)
+        return fused, self.embed(texts, fused, left_pad=left_pad, clips_per_sample=clips_per_sample)
 
     # ------------------------------------------------------------------- LLM
 
@@ -370,20 +400,24 @@ class MHIA(nn.Module):
         instructions: Sequence[str],
         responses: Sequence[str] | None = None,
         video_padding_mask: torch.Tensor | None = None,
+        clips_per_sample: Sequence[int] | None = None,
     ) -> MHIAOutput:
         """Teacher-forced pass: loss on the responses (and their EOS) only, logits over the spliced sequence.
 
         Args:
-            imu: `[B, T, 6]` acc xyz (m/s²), gyro xyz (rad/s), as the IMU encoder expects; None = video only.
-            video: frames `[B, F, 3, H, W]` RGB in [0, 1] (features `[B, F, N, video_dim]` without a video
+            imu: `[C, T, 6]` acc xyz (m/s²), gyro xyz (rad/s), as the IMU encoder expects, of the C clips
+                (C = B with one clip per sample); None = video only.
+            video: frames `[C, F, 3, H, W]` RGB in [0, 1] (features `[C, F, N, video_dim]` without a video
                 encoder), or None.
             instructions: B instructions.
             responses: B target answers, or None (no loss).
-            video_padding_mask: `[B, F]` bool, True = padded frame; a sample with every frame padded
+            video_padding_mask: `[C, F]` bool, True = padded frame; a clip with every frame padded
                 gets no `<video>`.
+            clips_per_sample: B positive ints summing to C (e.g. 2 for a comparison of two clips), the
+                clips in sample order; None: one clip per sample.
         """
         fused, (inputs_embeds, attention_mask, labels) = self._prepare(
-            instructions, responses, imu, video, video_padding_mask, left_pad=False
+            instructions, responses, imu, video, video_padding_mask, clips_per_sample, left_pad=False
         )
         out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
         return MHIAOutput(
@@ -399,6 +433,7 @@ class MHIA(nn.Module):
         instructions: Sequence[str],
         max_new_tokens: int = 64,
         video_padding_mask: torch.Tensor | None = None,
+        clips_per_sample: Sequence[int] | None = None,
     ) -> list[str]:
         """Greedy answers, one str per sample (special tokens dropped, whitespace stripped).
 
@@ -409,7 +444,7 @@ class MHIA(nn.Module):
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         _, (inputs_embeds, attention_mask, _) = self._prepare(
-            instructions, None, imu, video, video_padding_mask, left_pad=True
+            instructions, None, imu, video, video_padding_mask, clips_per_sample, left_pad=True
         )
         tok = self.tokenizer
         config = GenerationConfig(
@@ -475,6 +510,19 @@ def _per_sample(name: str, value: bool | Sequence[bool], batch: int) -> list[boo
     if not isinstance(value, Sequence) or len(value) != batch or not all(isinstance(v, bool) for v in value):
         raise ValueError(f"{name} must be a bool or {batch} bools, got {value!r}")
     return list(value)
+
+
+def _clip_spans(clips_per_sample: Sequence[int] | None, batch: int) -> list[range]:
+    """The clip indices of each of the `batch` samples (one clip each when `clips_per_sample` is None)."""
+    if clips_per_sample is None:
+        return [range(b, b + 1) for b in range(batch)]
+    counts = list(clips_per_sample) if isinstance(clips_per_sample, Sequence) else None
+    if counts is None or len(counts) != batch or not all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in counts
+    ):
+        raise ValueError(f"clips_per_sample must be {batch} positive ints, got {clips_per_sample!r}")
+    starts = [sum(counts[:b]) for b in range(batch)]
+    return [range(start, start + k) for start, k in zip(starts, counts)]
 
 
 def _add_special_tokens(tokenizer: PreTrainedTokenizerBase, llm: PreTrainedModel) -> None:

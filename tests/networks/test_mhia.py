@@ -231,6 +231,39 @@ def test_media_tokens_sit_exactly_at_the_placeholders():
         )
 
 
+def test_a_comparison_splices_each_clips_media_in_order():
+    model = _model().eval()
+    seen = _capture_inputs_embeds(model)
+    imu, frames = _inputs()  # 3 clips: sample 0 compares clips 0 and 1, sample 1 is about clip 2
+    instructions = ["describe motion", ASK]
+    with torch.no_grad():
+        out = model(imu=imu, video=frames, instructions=instructions, responses=["walking", "up"],
+                    clips_per_sample=[2, 1])
+        media = model.projector(out.fused.tokens)
+        text = model.build_batch(instructions, ["walking", "up"], has_video=True, clips_per_sample=[2, 1])
+        words = model.llm.get_input_embeddings()(text["input_ids"])
+    ids = text["input_ids"][0].tolist()
+    imu_id, video_id = model.imu_token_id, model.video_token_id
+    assert ids[1:5] == [imu_id, video_id, imu_id, video_id]  # "<imu><video> <imu><video>" (" " is no word)
+    per_clip = IMU_TOKENS + FRAMES
+    embeds = seen["inputs_embeds"]
+    torch.testing.assert_close(embeds[0, 1 : 1 + per_clip], media[0], atol=0, rtol=0)
+    torch.testing.assert_close(embeds[0, 1 + per_clip : 1 + 2 * per_clip], media[1], atol=0, rtol=0)
+    torch.testing.assert_close(embeds[0, 1 + 2 * per_clip], words[0, 5], atol=0, rtol=0)
+    torch.testing.assert_close(embeds[1, 1 : 1 + per_clip], media[2], atol=0, rtol=0)
+    # Each clip is fused on its own: clip 2 alone gives sample 1 the same media tokens.
+    with torch.no_grad():
+        alone = model(imu=imu[2:], video=frames[2:], instructions=[ASK], responses=["up"])
+    torch.testing.assert_close(model.projector(alone.fused.tokens)[0], media[2], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="clips_per_sample"):
+        model(imu=imu, video=frames, instructions=instructions, clips_per_sample=[1, 1])
+    with pytest.raises(ValueError, match="clips_per_sample"):
+        model(imu=imu, video=frames, instructions=instructions, clips_per_sample=[3, 0])
+    with pytest.raises(ValueError, match="sample 0"):
+        model.embed(model.build_batch(instructions, has_video=False, clips_per_sample=[2, 1]), out.fused,
+                    clips_per_sample=[2, 1])
+
+
 def test_loss_counts_only_answer_tokens():
     model = _model().train()
     imu, frames = _inputs(seed=1)
