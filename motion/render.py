@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,7 @@ class Framing:
 
 
 def check_size(size) -> tuple[int, int]:
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
+    if (isinstance(size, str) or not isinstance(size, Sequence) or len(size) != 2
             or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 16 for n in size)):
         raise ValueError(f"size must be (height, width) in pixels, each an integer ≥ 16, got {size!r}")
     return int(size[0]), int(size[1])

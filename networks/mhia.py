@@ -198,6 +198,17 @@ class MHIA(nn.Module):
         hidden = llm.get_input_embeddings().embedding_dim
         self.projector = nn.Sequential(nn.Linear(fusion.dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
 
+    @classmethod
+    def from_language_model(
+        cls, *, language_model: tuple[PreTrainedModel, PreTrainedTokenizerBase], **kwargs
+    ) -> MHIA:
+        """`MHIA(llm=..., tokenizer=..., **kwargs)` from one (llm, tokenizer) pair, as `from_pretrained_llm`
+        returns it: a config then loads both in one call."""
+        if not isinstance(language_model, Sequence) or len(language_model) != 2:
+            raise ValueError(f"language_model must be an (llm, tokenizer) pair, got {type(language_model).__name__}")
+        llm, tokenizer = language_model
+        return cls(llm=llm, tokenizer=tokenizer, **kwargs)
+
     def train(self, mode: bool = True) -> MHIA:
         super().train(mode)
         if self.freeze_imu_encoder:
@@ -463,7 +474,7 @@ class MHIA(nn.Module):
 
     # ------------------------------------------------------------ checkpoints
 
-    def _trainable_keys(self) -> set[str]:
+    def trainable_keys(self) -> set[str]:
         """State keys of the LLM's trainable parameters (LoRA) and the full state of every other part
         with a trainable parameter (so its buffers, e.g. norm statistics, come along)."""
         keys = {f"llm.{name}" for name, p in self.llm.named_parameters() if p.requires_grad}
@@ -481,7 +492,7 @@ class MHIA(nn.Module):
         Frozen parts (the base LLM with its new token rows, a frozen encoder) come from the same
         configuration, base LLM and encoder checkpoints when rebuilding.
         """
-        keys = self._trainable_keys()
+        keys = self.trainable_keys()
         return {key: value for key, value in self.state_dict().items() if key in keys}
 
     def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -492,7 +503,7 @@ class MHIA(nn.Module):
         """
         if not isinstance(state, Mapping):
             raise ValueError(f"state must be a mapping of tensors, got {type(state).__name__}")
-        expected = self._trainable_keys()
+        expected = self.trainable_keys()
         own = self.state_dict()
         missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
         mismatched = sorted(k for k in expected & state.keys() if tuple(state[k].shape) != tuple(own[k].shape))
