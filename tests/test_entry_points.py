@@ -179,3 +179,39 @@ def test_mdm_trains_with_ddp_on_two_cpu_processes(tmp_path):
 def test_mdm_trains_in_bf16_mixed_precision(tmp_path):
     run("train.py", *MDM_SMALL, "trainer.max_epochs=1", "trainer.precision=bf16-mixed", "test=false", run_dir=tmp_path)
     assert all(math.isfinite(value) for value in metrics(tmp_path).values())
+
+
+MHIA_SMALL = [
+    "experiment=mhia_toy", "logger=csv", "data.train_set.num_clips=8",
+    "data.val_set.num_clips=4", "data.test_set.num_clips=6", "data.batch_size=2", "trainer.max_epochs=1",
+    "model.max_new_tokens=8",
+]
+
+
+def test_mhia_quickstart_trains_with_ddp_and_the_checkpoint_evaluates_to_the_same_answers(tmp_path):
+    """The README's quickstart at toy size: the tiny base LLM built offline and loaded like a LLaMA folder;
+    real DDP on 2 CPU processes with the frozen LLM; a trainable-only checkpoint that evaluate.py turns
+    back into the same answers and scores."""
+    llm = tmp_path / "tiny_llama"
+    build = [sys.executable, str(ROOT / "docs" / "build_tiny_llm.py"), "--out", str(llm), "--clips", "12",
+             "--vocab-size", "400", "--hidden", "32", "--layers", "1", "--intermediate", "64"]
+    subprocess.run(build, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    small = [*MHIA_SMALL, f"model.net.language_model.path_or_hub_id={llm}"]
+    run("train.py", *small, "trainer=ddp_cpu", "callbacks.rich_progress_bar=null", run_dir=tmp_path / "train")
+    trained = metrics(tmp_path / "train")
+    assert {"val/loss", "val/activity_acc", "test/activity_acc", "test/safety_acc", "test/bleu", "test/rougeL"} <= set(
+        trained)
+    checkpoint = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert any("lora_B" in key for key in state) and not any("base_layer" in key for key in state)
+
+    run("evaluate.py", *small, f"ckpt_path={checkpoint}", run_dir=tmp_path / "eval")
+    evaluated = metrics(tmp_path / "eval")
+    for key in ("test/activity_acc", "test/safety_acc", "test/bleu", "test/rougeL"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
+
+    def answers(run_dir: Path) -> dict:
+        lines = (run_dir / "test_generations.jsonl").read_text().splitlines()
+        return {row["id"]: row["answer"] for row in map(json.loads, lines)}
+
+    assert answers(tmp_path / "eval") == answers(tmp_path / "train") and len(answers(tmp_path / "eval")) == 6

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from datamodules.labels import SHARED_CLASSES, check_shared, safety_of
+from datamodules.labels import check_shared, safety_of
 
 ACTIVITY_KEYWORDS = {
     "walking": ("walking", "walks", "walked", "walk"),
