@@ -215,3 +215,23 @@ def test_mhia_quickstart_trains_with_ddp_and_the_checkpoint_evaluates_to_the_sam
         return {row["id"]: row["answer"] for row in map(json.loads, lines)}
 
     assert answers(tmp_path / "eval") == answers(tmp_path / "train") and len(answers(tmp_path / "eval")) == 6
+
+
+def test_mhia_trains_on_instruction_jsonl_files(tmp_path):
+    """data=instructions_jsonl: the files the teacher (or the toy set) writes, through the real Hydra configs."""
+    from datamodules.instructions.toy_set import ToyMultimodalDataset
+
+    paths = {}
+    for split, seed in (("train", 1), ("val", 2), ("test", 3)):
+        toy = ToyMultimodalDataset(num_clips=4, seed=seed, frame_size=(64, 64), num_frames=16)
+        paths[split] = tmp_path / f"{split}.jsonl"
+        toy.write_jsonl(paths[split], frames_dir=tmp_path / "frames")
+    llm = tmp_path / "tiny_llama"
+    build = [sys.executable, str(ROOT / "docs" / "build_tiny_llm.py"), "--out", str(llm), "--clips", "6",
+             "--vocab-size", "300", "--hidden", "32", "--layers", "1", "--intermediate", "64"]
+    subprocess.run(build, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    run("train.py", *MHIA_SMALL[:2], "data=instructions_jsonl", *(f"data.{s}_set.path={p}" for s, p in paths.items()),
+        "data.batch_size=2", "trainer.max_epochs=1", "model.max_new_tokens=4", "callbacks.rich_progress_bar=null",
+        f"model.net.language_model.path_or_hub_id={llm}", run_dir=tmp_path / "run")
+    lines = (tmp_path / "run" / "test_generations.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and math.isfinite(metrics(tmp_path / "run")["test/loss"])
