@@ -158,3 +158,32 @@ def test_bad_arguments(corpus, kwargs, match):
         _module(corpus, **kwargs)
     with pytest.raises(ValueError, match="net"):
         MHIAModule(net=torch.nn.Linear(1, 1), optimizer=torch.optim.AdamW)
+
+
+def test_the_shipped_full_size_config_builds_and_trains_one_step(corpus, tmp_path):
+    """conf/model/mhia.yaml as shipped (ViT-B/16 width 768, Patchformer d=256, GHI, LoRA on q/k/v/o,
+    gradient checkpointing), with a tiny LLaMA folder for LLaMA-3-8B: the dimensions agree end to end."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from networks.language_models import save_language_model
+
+    tokenizer = train_bpe_tokenizer(corpus, vocab_size=400)
+    save_language_model(tiny_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
+                        tokenizer, tmp_path / "llm")
+    root = Path(__file__).resolve().parents[2]
+    with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            "model=mhia", f"model.net.language_model.path_or_hub_id={tmp_path / 'llm'}",
+            "model.net.language_model.bf16=false"])
+    module = instantiate(cfg.model, _convert_="all")
+    net = module.net
+    assert net.gradient_checkpointing and net.lora.target_modules == ("q_proj", "k_proj", "v_proj", "o_proj")
+    assert net.video_encoder.image_size == (224, 224)
+    batch = {"imu": torch.randn(2, 198, 6), "frames": torch.rand(2, 2, 3, 224, 224), "clips_per_sample": [2],
+             "instructions": ["Compare the two clips."], "responses": ["The first clip shows a person walking."]}
+    module.train()
+    loss = module._forward(batch).loss
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(p.grad is not None for n, p in net.named_parameters() if p.requires_grad and "lora_A" in n)
