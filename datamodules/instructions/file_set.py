@@ -13,7 +13,6 @@ becomes a fixed size so that clips batch together:
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.image import imread
 
-from datamodules.instructions.schema import Clip, read_jsonl
+from datamodules.instructions.schema import Clip, positive_int, positive_number, read_jsonl
 from datamodules.instructions.teacher import keyframes, load_imu
 from datamodules.instructions.toy_set import virtual_imu
 from datamodules.readers.base import resample_uniform
 from motion.render import check_size
-
-
-def _positive(name: str, value, kind=numbers.Real):
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ValueError(f"{name} must be a positive {'int' if kind is numbers.Integral else 'number'}, got {value!r}")
-    return value
 
 
 def fit_length(imu: np.ndarray, length: int) -> np.ndarray:
@@ -59,9 +52,9 @@ class InstructionFileDataset:
         self.examples = read_jsonl(self.path)
         if not self.examples:
             raise ValueError(f"path {str(path)!r} holds no examples")
-        self.imu_hz = float(_positive("imu_hz", imu_hz))
-        self.imu_length = int(_positive("imu_length", imu_length, numbers.Integral))
-        self.num_frames = int(_positive("num_frames", num_frames, numbers.Integral))
+        self.imu_hz = positive_number("imu_hz", imu_hz)
+        self.imu_length = positive_int("imu_length", imu_length)
+        self.num_frames = positive_int("num_frames", num_frames)
         self.frame_size = check_size(frame_size)
 
     def __len__(self) -> int:

@@ -38,6 +38,20 @@ IMU_FORMATS = ("npy", "csv")
 """Real IMU files: `.npy` holding a `[T, 6]` array, or `.csv` of 6 comma-separated columns (acc m/s², gyro rad/s)."""
 
 
+def positive_number(name: str, value) -> float:
+    """`value` as a float when it is a finite number > 0, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an int when it is an integer ≥ 1, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _text(field: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{field} must be a non-empty string, got {value!r}")

@@ -37,7 +37,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from datamodules.instructions.schema import Clip, InstructionExample, RealIMU, VirtualIMU, append_jsonl, read_jsonl
+from datamodules.instructions.schema import (
+    Clip,
+    InstructionExample,
+    RealIMU,
+    VirtualIMU,
+    append_jsonl,
+    positive_number,
+    read_jsonl,
+)
 from motion.render import sample_frame_indices
 
 log = logging.getLogger(__name__)
@@ -59,12 +67,6 @@ class RetriesExhausted(RuntimeError):
 
 class MalformedAnswer(ValueError):
     """The endpoint answered, but not with a usable instruction–response pair."""
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def _non_negative(name: str, value) -> float:
@@ -125,7 +127,7 @@ class TeacherConfig:
         for name in ("prompt_price_per_1k", "completion_price_per_1k", "backoff_s", "max_backoff_s", "temperature"):
             object.__setattr__(self, name, _non_negative(name, getattr(self, name)))
         for name in ("requests_per_minute", "timeout_s"):
-            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
         for name, minimum in (("burst", 1), ("max_retries", 0), ("max_tokens", 1), ("max_keyframes", 1)):
             object.__setattr__(self, name, _count(name, getattr(self, name), minimum))
         if self.image_detail not in ("low", "high", "auto"):
@@ -153,7 +155,7 @@ class TokenBucket:
 
     def __init__(self, *, per_minute: float, burst: int = 1, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate_per_s = _positive("per_minute", per_minute) / 60.0
+        self.rate_per_s = positive_number("per_minute", per_minute) / 60.0
         self.burst = _count("burst", burst, 1)
         self.clock, self.sleep = clock, sleep
         self._tokens, self._last = float(self.burst), clock()
@@ -282,7 +284,7 @@ def imu_plot_png(imu: np.ndarray, rate_hz: float, *, title: str = "") -> bytes:
     imu = np.asarray(imu, dtype=np.float64)
     if imu.ndim != 2 or imu.shape[0] < 2 or imu.shape[1] != 6 or not np.isfinite(imu).all():
         raise ValueError(f"imu must be a finite [T ≥ 2, 6] array, got shape {imu.shape}")
-    time_s = np.arange(imu.shape[0]) / _positive("rate_hz", rate_hz)
+    time_s = np.arange(imu.shape[0]) / positive_number("rate_hz", rate_hz)
     figure = Figure(figsize=(6.0, 4.0), dpi=80)
     FigureCanvasAgg(figure)
     axes = figure.subplots(2, 1, sharex=True)

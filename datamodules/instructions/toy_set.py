@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from matplotlib.image import imsave
 
-from datamodules.instructions.schema import PROMPT_TYPES, Clip, InstructionExample, VirtualIMU, append_jsonl
+from datamodules.instructions.schema import PROMPT_TYPES, Clip, InstructionExample, VirtualIMU, append_jsonl, positive_int
 from datamodules.labels import PROCEDURAL_TO_SHARED, safety_of
 from datamodules.motion_dataset import item_seed
 from motion.procedural import ProceduralMotionSet
@@ -197,12 +197,6 @@ def virtual_imu(spec: VirtualIMU) -> torch.Tensor:
     return simulate_imu(clip.joints, clip.fps, spec)
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class ToyMultimodalDataset:
     """Map-style toy instruction set (see the module docstring); item i is a dict:
 
@@ -228,7 +222,7 @@ class ToyMultimodalDataset:
                  extra_source: str = "bvh"):
         self.motion = ProceduralMotionSet(num_clips=num_clips, seed=seed, duration_s=duration_s)
         self.num_clips, self.seed, self.duration_s = self.motion.num_clips, self.motion.seed, self.motion.duration_s
-        self.num_frames = _positive_int("num_frames", num_frames)
+        self.num_frames = positive_int("num_frames", num_frames)
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         self.frame_size, self.view = check_size(frame_size), view
@@ -346,7 +340,7 @@ class ToyMultimodalDataset:
         With `frames_dir`, every clip they use gets a frame folder `<frames_dir>/toy-<seed>-clip<c>/` of PNGs
         (00.png, 01.png, …; `frames`) and the examples reference it by a path relative to `path`'s folder.
         """
-        count = len(self) if limit is None else min(_positive_int("limit", limit), len(self))
+        count = len(self) if limit is None else min(positive_int("limit", limit), len(self))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         videos: dict[int, str] = {}
