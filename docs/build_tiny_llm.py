@@ -40,20 +40,24 @@ def pretrain(llm, tokenizer, texts: list[str], *, steps: int, batch_size: int, l
     """Plain causal-LM training of every weight of `llm` on `texts` (AdamW, `steps` batches); the losses."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(llm.parameters(), lr=lr)
-    tokenizer.pad_token = tokenizer.eos_token  # only for this loop; padded positions are masked out below
+    encoded = [[tokenizer.bos_token_id, *ids, tokenizer.eos_token_id]
+               for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     losses = []
     llm.train()
     for _ in range(steps):
-        picks = torch.randint(len(texts), (batch_size,), generator=generator).tolist()
-        batch = tokenizer([tokenizer.bos_token + texts[i] + tokenizer.eos_token for i in picks],
-                          add_special_tokens=False, padding=True, return_tensors="pt")
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-        loss = llm(**batch, labels=labels).loss
+        rows = [encoded[i] for i in torch.randint(len(encoded), (batch_size,), generator=generator).tolist()]
+        length = max(len(row) for row in rows)
+        input_ids = torch.full((batch_size, length), tokenizer.eos_token_id)  # padding: masked out below
+        attention_mask = torch.zeros(batch_size, length, dtype=torch.long)
+        for b, row in enumerate(rows):
+            input_ids[b, : len(row)] = torch.tensor(row)
+            attention_mask[b, : len(row)] = 1
+        labels = input_ids.masked_fill(attention_mask == 0, -100)
+        loss = llm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(float(loss))
-    tokenizer.pad_token = None
     return losses
 
 
