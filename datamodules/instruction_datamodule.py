@@ -61,7 +61,9 @@ def collate_instructions(items: Sequence[dict]) -> dict:
 
     Returns a dict with
         imu `[C, T, 6]` (m/s², rad/s) and frames `[C, F, 3, H, W]` of the C clips, a comparative item's
-        second clip right after its first; clips_per_sample: B ints (1, or 2 for a comparison);
+        second clip right after its first; video_padding_mask: `[C, F]` bool, True for every frame of a
+        clip whose item says `has_video` (`compared_has_video`) False, or None when all clips have video;
+        clips_per_sample: B ints (1, or 2 for a comparison);
         ids, prompt_types, instructions, responses: B str each;
         activity: B shared classes (the first clip's); answer_safety: B "safe"/"unsafe", the verdict the
         answer should state (for a comparison: unsafe when either clip is).
@@ -69,20 +71,26 @@ def collate_instructions(items: Sequence[dict]) -> dict:
     if not items:
         raise ValueError("items must not be empty")
     ids = [item["id"] for item in items]
-    imu, frames, clips_per_sample, answer_safety = [], [], [], []
+    imu, frames, has_video, clips_per_sample, answer_safety = [], [], [], [], []
     for item in items:
         imu.append(item["imu"])
         frames.append(item["frames"])
+        has_video.append(item.get("has_video", True))
         if "compared_imu" in item:
             imu.append(item["compared_imu"])
             frames.append(item["compared_frames"])
+            has_video.append(item.get("compared_has_video", True))
             answer_safety.append(comparison_safety(item["activity"], item["compared_activity"]))
         else:
             answer_safety.append(item["safety"])
         clips_per_sample.append(len(imu) - sum(clips_per_sample))
+    frames = _stack("frames", frames, ids)
+    # Clips without video (`has_video` False): every frame is padding, so they get no <video>.
+    video_padding_mask = ~torch.tensor(has_video)[:, None].expand(frames.shape[:2]) if not all(has_video) else None
     return {
         "imu": _stack("imu", imu, ids),
-        "frames": _stack("frames", frames, ids),
+        "frames": frames,
+        "video_padding_mask": video_padding_mask,
         "clips_per_sample": clips_per_sample,
         "ids": ids,
         "prompt_types": [item["prompt_type"] for item in items],

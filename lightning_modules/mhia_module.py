@@ -96,7 +96,8 @@ class MHIAModule(NonFiniteGuardedModule):
 
     def _forward(self, batch: Mapping[str, Any]):
         return self.net(imu=batch["imu"], video=batch["frames"], instructions=batch["instructions"],
-                        responses=batch["responses"], clips_per_sample=batch["clips_per_sample"])
+                        responses=batch["responses"], video_padding_mask=batch.get("video_padding_mask"),
+                        clips_per_sample=batch["clips_per_sample"])
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss = self._forward(batch).loss
@@ -110,6 +111,7 @@ class MHIAModule(NonFiniteGuardedModule):
         """Greedy answers to the batch's instructions."""
         return self.net.generate(imu=batch["imu"], video=batch["frames"], instructions=batch["instructions"],
                                  max_new_tokens=self.hparams.max_new_tokens,
+                                 video_padding_mask=batch.get("video_padding_mask"),
                                  clips_per_sample=batch["clips_per_sample"])
 
     def _evaluate(self, stage: str, batch: Mapping[str, Any]) -> None:

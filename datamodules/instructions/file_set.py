@@ -7,8 +7,9 @@ becomes a fixed size so that clips batch together:
   recording is padded by repeating its last sample (a still sensor, not zeros, which would read as
   free fall).
 - video: `num_frames` images of the frame folder spread evenly over it (a single image repeated), resized
-  to `frame_size` (bilinear), RGB in [0, 1]; a clip without video gets black frames, since the toy
-  model always sees both modalities (missing-modality batches would need the fusion's padding masks).
+  to `frame_size` (bilinear), RGB in [0, 1]. A clip without video gets zero frames and `has_video`
+  (`compared_has_video`) False: the collate marks its frames as padding, so the model gives it no
+  `<video>` and answers from the IMU alone.
 """
 
 from __future__ import annotations
@@ -85,12 +86,14 @@ class InstructionFileDataset:
 
     def __getitem__(self, index: int) -> dict:
         example = self.examples[index]
-        item = {"id": example.id, "frames": self.frames(example.clip), "imu": self.imu(example.clip),
+        item = {"id": example.id, "frames": self.frames(example.clip), "has_video": example.clip.video is not None,
+                "imu": self.imu(example.clip),
                 "activity": example.clip.activity, "safety": example.clip.safety,
                 "prompt_type": example.prompt_type, "instruction": example.instruction, "response": example.response}
         other = example.compared_with
         if other is not None:
-            item.update(compared_frames=self.frames(other), compared_imu=self.imu(other),
+            item.update(compared_frames=self.frames(other), compared_has_video=other.video is not None,
+                        compared_imu=self.imu(other),
                         compared_activity=other.activity, compared_safety=other.safety)
         return item
 

@@ -20,7 +20,7 @@ def test_collate_puts_a_comparisons_second_clip_after_its_first(toy):
     items = [toy[i] for i in range(6)]
     assert [item["prompt_type"] for item in items[:3]] == ["description", "causal_counterfactual", "comparative"]
     batch = collate_instructions(items)
-    assert batch["clips_per_sample"] == [1, 1, 2, 1, 1, 2]
+    assert batch["clips_per_sample"] == [1, 1, 2, 1, 1, 2] and batch["video_padding_mask"] is None
     assert batch["imu"].shape == (8, 198, 6) and batch["frames"].shape == (8, 4, 3, 32, 32)
     clip = 0
     for item, count in zip(items, batch["clips_per_sample"]):

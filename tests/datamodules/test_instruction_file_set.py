@@ -26,7 +26,8 @@ def test_written_toy_set_reads_back_to_the_same_items(toy, tmp_path):
     assert len(files) == len(toy)
     for index in range(len(toy)):
         expected, item = toy[index], files[index]
-        assert set(item) == set(expected)
+        flags = {"has_video"} | ({"compared_has_video"} if "compared_imu" in expected else set())
+        assert set(item) == set(expected) | flags and all(item[flag] is True for flag in flags)
         for key, value in expected.items():
             if isinstance(value, torch.Tensor):
                 # The IMU is re-simulated from its spec; the frames come back from 8-bit PNGs.
@@ -59,6 +60,15 @@ def test_real_imu_files_are_resampled_and_fitted_and_frames_resized(tmp_path):
     assert item["frames"].shape == (5, 3, 16, 16)
     levels = [round(float(frame.mean()), 2) for frame in item["frames"]]
     assert levels == [0.0, 0.0, 0.5, 1.0, 1.0]  # indices round(linspace(0, 2, 5)) = 0, 0, 1, 2, 2
+    assert item["has_video"] is True
+
+    (tmp_path / "real.jsonl").write_text(json.dumps({**example, "video": None}) + "\n")
+    no_video = InstructionFileDataset(tmp_path / "real.jsonl", imu_hz=50.0, imu_length=80, num_frames=5,
+                                      frame_size=(16, 16))[0]
+    assert no_video["has_video"] is False and torch.equal(no_video["frames"], torch.zeros(5, 3, 16, 16))
+    batch = collate_instructions([no_video, item])
+    assert batch["video_padding_mask"].tolist() == [[True] * 5, [False] * 5]
+    assert collate_instructions([item])["video_padding_mask"] is None
 
 
 def test_fit_length_by_hand():

@@ -126,6 +126,25 @@ def test_answer_scores_of_known_answers(toy, corpus, tmp_path, monkeypatch):
         assert metrics[f"test/{name}"] == pytest.approx(1.0, abs=1e-6), name
 
 
+def test_a_clip_without_video_is_answered_from_the_imu_alone(toy, corpus):
+    module = _module(corpus).eval()
+    items = [toy[i] for i in range(3)]
+    items[0] = dict(items[0], has_video=False, frames=torch.zeros_like(items[0]["frames"]))
+    items[2] = dict(items[2], compared_has_video=False)  # a comparison whose second clip has no video
+    batch = collate_instructions(items)
+    assert batch["video_padding_mask"][:, 0].tolist() == [True, False, False, True]
+    with torch.no_grad():
+        out = module._forward(batch)
+    n_imu = out.fused.num_imu_tokens
+    assert out.fused.padding_mask[:, n_imu:].all(dim=1).tolist() == [True, False, False, True]
+    assert torch.isfinite(out.loss)
+    assert len(module.generate(batch)) == 3
+    prompts = module.net.build_batch(batch["instructions"], has_video=[False, True, True, False],
+                                     clips_per_sample=batch["clips_per_sample"])
+    video_id = module.net.video_token_id
+    assert (prompts["input_ids"] == video_id).sum(dim=1).tolist() == [0, 1, 1]
+
+
 def test_bf16_mixed_training_step(toy, corpus, tmp_path):
     module = _module(corpus)
     before = {k: v.clone() for k, v in module.net.trainable_state_dict().items()}
