@@ -1,13 +1,14 @@
 """Build the tiny stand-in base LLM of the MHIA quickstart, offline, in the Hugging Face folder layout.
 
-    python docs/build_tiny_llm.py                      # → logs/tiny_llama (a few seconds)
+    python docs/build_tiny_llm.py                      # → logs/tiny_llama (about half a minute)
     python train.py experiment=mhia_toy               # loads it like a LLaMA-3 folder
 
 The tokenizer is a byte-level BPE trained on the toy instruction set's training texts (instructions and
 responses, `datamodules.instructions.toy_set.ToyMultimodalDataset`); the model a randomly initialised LLaMA
-(`networks.language_models.tiny_llama`). With `--pretrain-steps N` the base first learns the language of the
-toy answers as a plain causal LM on those texts (no IMU, no video), standing in for a pretrained LLaMA: the
-MHIA run then freezes it and only has to learn, through LoRA, to ground the answers in the sensors.
+(`networks.language_models.tiny_llama`), which then learns the language of the toy answers as a plain causal
+LM on those texts (no IMU, no video; `--pretrain-steps`, 400 by default, 0 keeps it random). It stands in
+for a pretrained LLaMA: the MHIA run freezes it and only has to learn, through LoRA, to ground the answers
+in the sensors.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def pretrain(llm, tokenizer, texts: list[str], *, steps: int, batch_size: int, l
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--intermediate", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (and of pretraining)")
-    parser.add_argument("--pretrain-steps", type=int, default=0)
+    parser.add_argument("--pretrain-steps", type=int, default=400, help="causal-LM steps on the texts (0: none)")
     parser.add_argument("--pretrain-batch", type=int, default=16)
     parser.add_argument("--pretrain-lr", type=float, default=3e-3)
     args = parser.parse_args(argv)

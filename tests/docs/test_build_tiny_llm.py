@@ -15,7 +15,8 @@ _spec = importlib.util.spec_from_file_location("build_tiny_llm", ROOT / "docs" /
 build_tiny_llm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_tiny_llm)
 
-SMALL = ["--clips", "6", "--vocab-size", "300", "--hidden", "32", "--layers", "1", "--intermediate", "64"]
+SMALL = ["--clips", "6", "--vocab-size", "300", "--hidden", "32", "--layers", "1", "--intermediate", "64",
+         "--pretrain-steps", "0"]
 
 
 def test_corpus_holds_the_prompts_and_answers_of_the_toy_training_set():

@@ -180,8 +180,8 @@ def test_bad_arguments(corpus, kwargs, match):
 
 
 def test_the_shipped_full_size_config_builds_and_trains_one_step(corpus, tmp_path):
-    """conf/model/mhia.yaml as shipped (ViT-B/16 width 768, Patchformer d=256, GHI, LoRA on q/k/v/o,
-    gradient checkpointing), with a tiny LLaMA folder for LLaMA-3-8B: the dimensions agree end to end."""
+    """experiment=mhia_llama3 as shipped (ViT-B/16 width 768 at 224 × 224, Patchformer d=256, GHI, LoRA on
+    q/k/v/o, gradient checkpointing), with a tiny LLaMA folder for LLaMA-3-8B: the dimensions agree end to end."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -193,8 +193,11 @@ def test_the_shipped_full_size_config_builds_and_trains_one_step(corpus, tmp_pat
     root = Path(__file__).resolve().parents[2]
     with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
-            "model=mhia", f"model.net.language_model.path_or_hub_id={tmp_path / 'llm'}",
-            "model.net.language_model.bf16=false"])
+            "experiment=mhia_llama3", f"model.net.language_model.path_or_hub_id={tmp_path / 'llm'}",
+            "model.net.language_model.bf16=false", *(f"data.{split}_set.path=x.jsonl" for split in ("train", "val", "test"))])
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.strategy == "ddp"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/activity_acc" and cfg.test_ckpt == "best"
+    assert list(cfg.data.test_set.frame_size) == [224, 224]
     module = instantiate(cfg.model, _convert_="all")
     net = module.net
     assert net.gradient_checkpointing and net.lora.target_modules == ("q_proj", "k_proj", "v_proj", "o_proj")
