@@ -347,21 +347,22 @@ class MHIA(nn.Module):
         media = self.projector(fused.tokens).to(dtype)
         n_imu = fused.num_imu_tokens
         keep = ~fused.padding_mask
+        # Which clips have IMU / video tokens, read once (not one device sync per clip and modality).
+        has_imu, has_video = keep[:, :n_imu].any(dim=1).tolist(), keep[:, n_imu:].any(dim=1).tolist()
 
         rows = []
         for b, span in enumerate(_clip_spans(clips_per_sample, input_ids.shape[0])):
-            inserts = [
-                (token, tokens[kept])
-                for c in range(span.start, span.stop)
-                for token, tokens, kept in (
-                    (self.imu_token_id, media[c, :n_imu], keep[c, :n_imu]),
-                    (self.video_token_id, media[c, n_imu:], keep[c, n_imu:]),
-                )
-                if kept.any()
-            ]
+            inserts = []
+            for c in range(span.start, span.stop):
+                if has_imu[c]:
+                    inserts.append((self.imu_token_id, media[c, :n_imu][keep[c, :n_imu]]))
+                if has_video[c]:
+                    inserts.append((self.video_token_id, media[c, n_imu:][keep[c, n_imu:]]))
             ids, row_text, row_labels = input_ids[b][valid[b]], text[b][valid[b]], labels[b][valid[b]]
-            positions = torch.nonzero((ids == self.imu_token_id) | (ids == self.video_token_id)).flatten().tolist()
-            if [int(ids[p]) for p in positions] != [token for token, _ in inserts]:
+            positions = torch.nonzero((ids == self.imu_token_id) | (ids == self.video_token_id)).flatten()
+            placeholders = ids[positions].tolist()
+            positions = positions.tolist()
+            if placeholders != [token for token, _ in inserts]:
                 raise ValueError(f"sample {b}: its placeholders do not match its clips' IMU/video tokens")
             embeds, targets, start = [], [], 0
             for position, (_, inserted) in zip(positions, inserts):
