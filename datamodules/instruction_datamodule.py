@@ -13,6 +13,7 @@ from lightning import LightningDataModule
 from torch.utils.data import Dataset
 
 from datamodules.instructions.answers import comparison_safety
+from datamodules.instructions.schema import non_negative_int, positive_int
 from datamodules.loaders import SplitLoaders
 
 SPLITS = ("train", "val", "test")
@@ -117,10 +118,9 @@ class InstructionDataModule(SplitLoaders, LightningDataModule):
     def __init__(self, *, train_set: Dataset, val_set: Dataset, test_set: Dataset, batch_size: int = 8,
                  num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("num_workers", num_workers), ("seed", seed)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int, "
-                                 f"got {value!r}")
+        positive_int("batch_size", batch_size)
+        non_negative_int("num_workers", num_workers)
+        non_negative_int("seed", seed)
         sets = {"train": train_set, "val": val_set, "test": test_set}
         for split, dataset in sets.items():
             if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__") or len(dataset) == 0:

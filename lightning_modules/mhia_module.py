@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore, ROUGEScore
 
 from datamodules.instructions.answers import parse_activity, parse_safety
+from datamodules.instructions.schema import non_negative_int, positive_int
 from lightning_modules.nonfinite import NonFiniteGuardedModule
 from networks.mhia import MHIA
 
@@ -77,10 +78,8 @@ class MHIAModule(NonFiniteGuardedModule):
             raise ValueError(f"net must be an MHIA, got {type(net).__name__}")
         if warmup_ratio is not None and (isinstance(warmup_ratio, bool) or not 0.0 <= warmup_ratio < 1.0):
             raise ValueError(f"warmup_ratio must be in [0, 1) or None, got {warmup_ratio!r}")
-        for name, value in (("max_new_tokens", max_new_tokens), ("num_logged_examples", num_logged_examples)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_new_tokens" else 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'max_new_tokens' else 'non-negative'} "
-                                 f"int, got {value!r}")
+        positive_int("max_new_tokens", max_new_tokens)
+        non_negative_int("num_logged_examples", num_logged_examples)
         self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
         self.net = net
         self.optimizer = optimizer

@@ -52,6 +52,13 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def non_negative_int(name: str, value) -> int:
+    """`value` as an int when it is an integer ≥ 0, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 def _text(field: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{field} must be a non-empty string, got {value!r}")
